@@ -1,0 +1,1 @@
+"""Code shared by the gateway (`app`) and the workers (`tasks`): settings, storage, job records."""
