@@ -49,3 +49,13 @@ def delete_file(bucket: gridfs.GridFSBucket, file_id: object) -> None:
         # `delete` removes orphaned chunks before it reports the missing file document,
         # which is exactly what an interrupted upload leaves behind.
         pass
+
+
+def copy_to_file(bucket: gridfs.GridFSBucket, file_id: object, path: str) -> int:
+    """Stream a GridFS file to a local path chunk by chunk; return its size."""
+    size = 0
+    with bucket.open_download_stream(file_id) as source, open(path, "wb") as target:
+        while chunk := source.readchunk():
+            target.write(chunk)
+            size += len(chunk)
+    return size

@@ -1,0 +1,205 @@
+"""Run ffmpeg on an untrusted local file: probe it, convert its audio to MP3, report progress.
+
+ffmpeg is the binary moviepy resolves (imageio-ffmpeg's bundled build unless `FFMPEG_BINARY` names
+another). Every call reads only the local file: `-protocol_whitelist file` forbids the network and
+`-format_whitelist` forbids playlist and script demuxers (HLS, DASH, ffconcat, image sequences)
+that would open other files, also when they hide inside a container such as AVI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
+
+#: Demuxers of real audio/video containers; nothing that reads a list of other files.
+FORMAT_WHITELIST = ",".join([
+    "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv", "mpegts", "mpeg", "ogg", "asf",
+    "wav", "mp3", "aac", "flac", "nut", "mxf", "rm", "dv", "h264", "hevc", "m4v",
+])
+SAFE_INPUT = ["-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST]
+
+#: LAME VBR quality used when the upload asks for nothing: about 165 kbit/s for stereo, which
+#: listeners cannot tell from the source in blind tests, at the encoder's normal speed.
+DEFAULT_QUALITY = 4
+
+
+class MediaError(Exception):
+    """The file cannot be converted; the message is for the person who uploaded it."""
+
+
+class Cancelled(Exception):
+    """The job was cancelled while ffmpeg ran; ffmpeg has been killed."""
+
+
+def binary() -> str:
+    """Return the ffmpeg executable: `FFMPEG_BINARY` if set, else the one moviepy resolves."""
+    configured = os.environ.get("FFMPEG_BINARY")
+    if configured:
+        return configured
+    from moviepy.config import FFMPEG_BINARY
+
+    return FFMPEG_BINARY
+
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: if the worker process is killed, the kernel kills ffmpeg
+    # too, so no ffmpeg is ever left holding a deleted video.
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the conversion needs to know about an input."""
+
+    duration: float | None
+    audio_codec: str | None
+    has_audio: bool
+
+
+_AUDIO_CODEC = re.compile(r"Stream #\d+:\d+\S*: Audio: (\w+)")
+
+
+def _reason(stderr: str) -> str:
+    """Turn ffmpeg's complaint about an input into a sentence for a person."""
+    if "Invalid data found" in stderr or "Format not on whitelist" in stderr or \
+            "Invalid argument" in stderr or "could not find codec parameters" in stderr:
+        return "not a media file: ffmpeg found no audio or video it can read in it"
+    if "moov atom not found" in stderr or "End of file" in stderr or "Truncat" in stderr:
+        return "the file is truncated or damaged: it ends before its media data does"
+    return "the file could not be read as audio or video"
+
+
+def probe(path: Path, *, timeout: float = 30) -> Probe:
+    """Read the input's streams and duration, or raise MediaError saying why it is unusable."""
+    try:
+        result = subprocess.run(
+            [binary(), "-hide_banner", "-nostdin", *SAFE_INPUT, "-i", f"file:{path}"],
+            capture_output=True, text=True, errors="replace", timeout=timeout,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - a single syscall, before exec
+        )
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"reading the file took longer than {timeout:g} s") from None
+    stderr = result.stderr
+    if "Input #0" not in stderr:
+        raise MediaError(_reason(stderr))
+    try:
+        infos = FFmpegInfosParser(stderr, str(path)).parse()
+    except Exception:  # noqa: BLE001 - moviepy's parser raises bare errors on odd banners
+        infos = {}
+    codec = _AUDIO_CODEC.search(stderr)
+    duration = infos.get("duration") or None
+    return Probe(duration=duration, audio_codec=codec.group(1) if codec else None,
+                 has_audio=codec is not None)
+
+
+def command(
+    src: Path, dst: Path, info: Probe, *, bitrate: int | None, quality: int | None
+) -> list[str]:
+    """Return the ffmpeg command that writes the input's first audio track to `dst` as MP3."""
+    if info.audio_codec == "mp3" and bitrate is None and quality is None:
+        # The audio is MP3 already: copying the stream is ~25× cheaper and loses nothing.
+        codec = ["-c:a", "copy"]
+    elif bitrate is not None:
+        codec = ["-c:a", "libmp3lame", "-b:a", f"{bitrate}k"]
+    else:
+        codec = ["-c:a", "libmp3lame", "-q:a", str(DEFAULT_QUALITY if quality is None else quality)]
+    return [
+        binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+        *SAFE_INPUT, "-i", f"file:{src}",
+        "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "0", "-map_chapters", "-1",
+        *codec, "-progress", "pipe:1", "-f", "mp3", f"file:{dst}",
+    ]
+
+
+@dataclass
+class Run:
+    """How a finished ffmpeg run went."""
+
+    seconds: float
+    out_seconds: float
+
+
+def run(
+    argv: list[str],
+    *,
+    duration: float | None,
+    on_progress: Callable[[int], bool],
+    time_limit: float,
+    every: float = 0.5,
+) -> Run:
+    """Run ffmpeg, calling `on_progress(percent)` at most every `every` s.
+
+    `on_progress` returns False when the job was cancelled: ffmpeg is killed and Cancelled raised.
+    Past `time_limit` seconds ffmpeg is killed and MediaError raised.
+    """
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509
+    )
+    out_us = 0
+    last_report = 0.0
+    buffer = b""
+    stderr_tail = b""
+    try:
+        streams = [proc.stdout, proc.stderr]
+        while streams:
+            ready, _, _ = select.select(streams, [], [], every)
+            for stream in ready:
+                chunk = os.read(stream.fileno(), 65536)
+                if not chunk:
+                    streams.remove(stream)
+                elif stream is proc.stderr:
+                    stderr_tail = (stderr_tail + chunk)[-4000:]
+                else:
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.startswith(b"out_time_us="):
+                            with contextlib.suppress(ValueError):
+                                out_us = max(out_us, int(line[12:]))
+            elapsed = time.monotonic() - started
+            if elapsed > time_limit:
+                raise MediaError(f"the conversion took longer than {time_limit:g} s and was stopped")
+            if time.monotonic() - last_report >= every:
+                last_report = time.monotonic()
+                percent = _percent(out_us, duration)
+                if not on_progress(percent):
+                    raise Cancelled()
+        code = proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if code != 0:
+        if code < 0:
+            raise FfmpegCrashed(f"ffmpeg was killed by signal {-code}")
+        message = stderr_tail.decode(errors="replace").strip().splitlines()
+        raise MediaError(_reason(stderr_tail.decode(errors="replace")) if message else
+                         f"ffmpeg failed with exit code {code}")
+    return Run(seconds=time.monotonic() - started, out_seconds=out_us / 1e6)
+
+
+class FfmpegCrashed(Exception):
+    """ffmpeg died from a signal: maybe the machine, maybe the input; worth a bounded retry."""
+
+
+def _percent(out_us: int, duration: float | None) -> int:
+    if not duration:
+        return 0
+    return max(0, min(99, int(out_us / 1e6 / duration * 100)))

@@ -1,0 +1,63 @@
+"""Periodic clean-up (Celery beat): expired MP3s, orphaned GridFS chunks, stale temporary files."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from celery.utils.log import get_task_logger
+from pymongo.database import Database
+
+from core import jobs, mongo
+from tasks.context import db, settings
+from tasks.convert import sweep_stale_tmp
+
+log = get_task_logger(__name__)
+
+#: An upload still in progress writes chunks before its file document; leave young ones alone.
+ORPHAN_GRACE = timedelta(hours=6)
+
+
+def expire_mp3s(database: Database, retention_days: int) -> int:
+    """Delete the MP3s of jobs that finished more than `retention_days` ago; return how many."""
+    cutoff = jobs.now() - timedelta(days=retention_days)
+    removed = 0
+    for job in jobs.collection(database).find(
+        {"status": jobs.DONE, "finished_at": {"$lt": cutoff}, "mp3": {"$ne": None}}
+    ):
+        mongo.delete_file(mongo.mp3s(database), job["_id"])
+        jobs.collection(database).update_one(
+            {"_id": job["_id"]}, {"$set": {"mp3": None, "expired": True, "updated_at": jobs.now()}}
+        )
+        removed += 1
+    return removed
+
+
+def remove_orphan_chunks(database: Database, grace: timedelta = ORPHAN_GRACE) -> int:
+    """Delete GridFS chunks whose file document never came (interrupted uploads)."""
+    removed = 0
+    cutoff = jobs.now() - grace
+    for bucket in ("videos", "mp3s"):
+        chunks, files = database[f"{bucket}.chunks"], database[f"{bucket}.files"]
+        for files_id in chunks.distinct("files_id"):
+            if files.count_documents({"_id": files_id}, limit=1):
+                continue
+            # ObjectIds carry their creation time; chunks of an upload under way are young.
+            created = getattr(files_id, "generation_time", None)
+            if created is not None and created > cutoff:
+                continue
+            removed += chunks.delete_many({"files_id": files_id}).deleted_count
+    return removed
+
+
+@shared_task(name="tasks.maintenance.sweep")
+def sweep() -> dict[str, int]:
+    """Run every clean-up once and return what each removed."""
+    database = db()
+    result = {
+        "mp3s": expire_mp3s(database, settings().mp3_retention_days),
+        "orphan_chunks": remove_orphan_chunks(database),
+        "tmp_dirs": sweep_stale_tmp(),
+    }
+    log.info("swept", extra=result)
+    return result
