@@ -9,7 +9,7 @@ from flask import Flask
 
 from app import db, errors
 from app.services import Services
-from core import mongo
+from core import logs, mongo
 from core.jobs import ensure_indexes
 from core.settings import Settings, SettingsError, load_settings
 
@@ -24,6 +24,7 @@ def create_app(
         except SettingsError as exc:
             # One line naming the variable, not a traceback: this is an operator's mistake.
             sys.exit(f"configuration error: {exc}")
+    logs.configure()
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.jwt_secret,
@@ -48,10 +49,13 @@ def create_app(
     )
 
     errors.register(app)
+    from app import metrics, web
     from app.auth import commands, views
     from app.gateway import register as register_gateway
 
     app.register_blueprint(views.bp)
     app.register_blueprint(commands.bp)
     register_gateway(app)
+    web.register(app)
+    metrics.register(app)
     return app
