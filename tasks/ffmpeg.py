@@ -74,13 +74,23 @@ class Probe:
 _AUDIO_CODEC = re.compile(r"Stream #\d+:\d+\S*: Audio: (\w+)")
 
 
-def _reason(stderr: str) -> str:
+def _has_media_data(path: Path | None) -> bool:
+    # An MP4 cut short keeps its media data (`mdat`) and loses the index ffmpeg reads last.
+    if path is None:
+        return False
+    with contextlib.suppress(OSError), open(path, "rb") as fh:
+        return b"mdat" in fh.read(1 << 20)
+    return False
+
+
+def _reason(stderr: str, path: Path | None = None) -> str:
     """Turn ffmpeg's complaint about an input into a sentence for a person."""
-    if "Invalid data found" in stderr or "Format not on whitelist" in stderr or \
-            "Invalid argument" in stderr or "could not find codec parameters" in stderr:
-        return "not a media file: ffmpeg found no audio or video it can read in it"
-    if "moov atom not found" in stderr or "End of file" in stderr or "Truncat" in stderr:
+    truncated = any(mark in stderr for mark in ("End of file", "Truncat", "partial file"))
+    if truncated or ("moov atom not found" in stderr and _has_media_data(path)):
         return "the file is truncated or damaged: it ends before its media data does"
+    if any(mark in stderr for mark in ("Invalid data found", "Format not on whitelist",
+                                       "Invalid argument", "could not find codec parameters")):
+        return "not a media file: ffmpeg found no audio or video it can read in it"
     return "the file could not be read as audio or video"
 
 
@@ -96,7 +106,7 @@ def probe(path: Path, *, timeout: float = 30) -> Probe:
         raise MediaError(f"reading the file took longer than {timeout:g} s") from None
     stderr = result.stderr
     if "Input #0" not in stderr:
-        raise MediaError(_reason(stderr))
+        raise MediaError(_reason(stderr, path))
     try:
         infos = FFmpegInfosParser(stderr, str(path)).parse()
     except Exception:  # noqa: BLE001 - moviepy's parser raises bare errors on odd banners

@@ -23,7 +23,7 @@ KINDS: dict[str, tuple[str, list[str], list[str]]] = {
 
 def make_video(
     folder: Path, kind: str = "mp4", *, seconds: float = 3, audio: bool = True, size: str = "160x120",
-    name: str | None = None,
+    name: str | None = None, title: str | None = None,
 ) -> Path:
     """Write a short test video of `kind` (a tone over a test pattern) and return its path."""
     suffix, vcodec, acodec = KINDS[kind]
@@ -31,7 +31,11 @@ def make_video(
     args = [FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=10:duration={seconds}"]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
-    args += [*vcodec, *(acodec if audio else ["-an"]), "-t", str(seconds), str(path)]
+    args += [*vcodec, *(acodec if audio else ["-an"]), "-t", str(seconds)]
+    if title:
+        # The title sits near the start of an MKV, where tests/support/fake_ffmpeg.py looks.
+        args += ["-metadata", f"title={title}"]
+    args.append(str(path))
     subprocess.run(args, check=True, capture_output=True)
     return path
 
