@@ -6,6 +6,7 @@ they get a stack with its own RabbitMQ vhost and MongoDB database, talking HTTP 
 
 from __future__ import annotations
 
+import sys
 import uuid
 from pathlib import Path
 
@@ -25,11 +26,15 @@ class Stack:
         self.name = name
         self.dir = run_dir / name
         (self.dir / "tmp").mkdir(parents=True, exist_ok=True)
+        # The wrapper must run on this virtual environment's Python, whatever is on PATH.
+        launcher = self.dir / "ffmpeg"
+        launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_FFMPEG}" "$@"\n')
+        launcher.chmod(0o755)
         self.env = {
             **base_env,
             "DATA_DIR": str(self.dir / "data"),
             "TMPDIR": str(self.dir / "tmp"),
-            "FFMPEG_BINARY": str(FAKE_FFMPEG),
+            "FFMPEG_BINARY": str(launcher),
             **overrides,
         }
         self.workers: dict[str, ServiceProcess] = {}
