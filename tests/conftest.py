@@ -181,17 +181,10 @@ _started_workers: list[str] = []
 class Worker(ServiceProcess):
     """A real `celery -A tasks worker` process on both queues."""
 
-    def start(self) -> Worker:
-        super().start()
-        wait_until(lambda: "ready." in self.log() or self.proc.poll() is not None,
-                   timeout=60, what=f"{self.name} to be ready")
-        if self.proc.poll() is not None:
-            raise AssertionError(f"{self.name} exited at start:\n{self.log()[-3000:]}")
-        return self
-
     def restart(self) -> Worker:
         self.stop()
-        return self.start()
+        self.start_worker()
+        return self
 
 
 def worker_argv(name: str, queues: str = "convert,notify", concurrency: int = 2) -> list[str]:
@@ -208,7 +201,8 @@ def worker(stack_env: dict[str, str], run_dir: Path) -> Iterator[Worker]:
     if _started_workers:
         raise RuntimeError(f"a shared worker is already running ({_started_workers}); use it")
     _started_workers.append("worker")
-    proc = Worker("worker", worker_argv("worker"), stack_env, run_dir).start()
+    proc = Worker("worker", worker_argv("worker"), stack_env, run_dir)
+    proc.start_worker()
     yield proc
     proc.stop()
 

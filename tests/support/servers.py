@@ -214,6 +214,7 @@ class ServiceProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ServiceProcess:
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -234,3 +235,18 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_since_start(self) -> str:
+        """Return what the process logged since its latest start."""
+        with open(self.log_path, "rb") as fh:
+            fh.seek(getattr(self, "log_offset", 0))
+            return fh.read().decode(errors="replace")
+
+    def start_worker(self) -> ServiceProcess:
+        """Start a celery worker and wait for its `ready.` line."""
+        self.start()
+        wait_until(lambda: "ready." in self.log_since_start() or self.proc.poll() is not None,
+                   timeout=60, what=f"{self.name} to be ready")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited at start:\n{self.log_since_start()[-3000:]}")
+        return self

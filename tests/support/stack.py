@@ -77,11 +77,7 @@ class Stack:
             "--hostname", f"{self.name}-{name}@%h", "--concurrency", str(concurrency),
             "--loglevel", "INFO", "--without-gossip", "--without-mingle",
         ]
-        worker = ServiceProcess(f"{self.name}-{name}", argv, self.env, self.dir)
-        worker.start()
-        wait_until(lambda: "ready." in worker.log() or worker.proc.poll() is not None,
-                   timeout=60, what=f"worker {name} to be ready")
-        assert worker.proc.poll() is None, worker.log()[-3000:]
+        worker = ServiceProcess(f"{self.name}-{name}", argv, self.env, self.dir).start_worker()
         self.workers[name] = worker
         return worker
 
