@@ -1,0 +1,52 @@
+"""The periodic sweep removes expired MP3s, orphaned GridFS chunks and stale temporary folders."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from bson import ObjectId
+
+from core import jobs, mongo
+from tests.support.servers import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_sweep_removes_what_is_stale_and_keeps_what_is_not(mongo_db, worker, stack_env):
+    from tasks.maintenance import sweep
+
+    bucket = mongo.mp3s(mongo_db)
+    old_job, new_job = ObjectId(), ObjectId()
+    for oid, age in ((old_job, 8), (new_job, 1)):
+        jobs.create(mongo_db, oid, owner=1, owner_email="sweep@example.test", filename="a.mp4",
+                    video_bytes=1, bitrate=None, quality=None)
+        bucket.upload_from_stream_with_id(oid, "a.mp3", io.BytesIO(b"\xff\xfb" * 1000))
+        jobs.collection(mongo_db).update_one({"_id": oid}, {"$set": {
+            "status": "done", "mp3": {"id": oid, "bytes": 2000, "duration_seconds": 1.0},
+            "finished_at": datetime.now(UTC) - timedelta(days=age)}})
+    # An interrupted upload: chunks and no file document, one old, one still being written.
+    orphan = ObjectId.from_datetime(datetime.now(UTC) - timedelta(hours=7))
+    young = ObjectId()
+    for files_id in (orphan, young):
+        mongo_db["videos.chunks"].insert_one({"files_id": files_id, "n": 0, "data": b"x" * 100})
+    # A worker killed mid-job leaves its folder; its pid no longer exists.
+    stale = Path(stack_env["TMPDIR"]) / "mp3-job-999999999-abc"
+    stale.mkdir()
+    (stale / "video").write_bytes(b"left behind")
+    live = Path(stack_env["TMPDIR"]) / "mp3-job-1-live"  # pid 1 exists: a job under way.
+    live.mkdir(exist_ok=True)
+
+    sweep.apply_async()
+
+    wait_until(lambda: not stale.exists(), timeout=30, what="the sweep to run")
+    assert live.exists()
+    assert mongo_db["mp3s.files"].count_documents({"_id": old_job}) == 0
+    assert mongo_db["mp3s.chunks"].count_documents({"files_id": old_job}) == 0
+    assert jobs.get(mongo_db, old_job)["mp3"] is None
+    assert mongo_db["mp3s.files"].count_documents({"_id": new_job}) == 1
+    assert mongo_db["videos.chunks"].count_documents({"files_id": orphan}) == 0
+    assert mongo_db["videos.chunks"].count_documents({"files_id": young}) == 1
+    live.rmdir()
