@@ -125,6 +125,13 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        # Addresses that start with `bounce-` do not exist: a permanent refusal, as relays give.
+        if address.startswith("bounce-"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         message = message_from_bytes(envelope.original_content, policy=policy.default)
         self.messages.append(message)  # type: ignore[arg-type]

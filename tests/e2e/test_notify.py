@@ -1,0 +1,40 @@
+"""One email per job outcome: duplicates are absorbed, permanent refusals are recorded."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from bson import ObjectId
+
+from tests.support.media import make_video
+from tests.support.servers import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def test_running_notify_again_sends_no_second_email(jobs_api, auth, smtp_server, tmp_path):
+    from tasks.notify import notify
+
+    user = auth.login()
+    job_id = jobs_api.submit(user, make_video(tmp_path, "mp4", seconds=1))
+    assert jobs_api.wait(user, job_id)["status"] == "done"
+    wait_until(lambda: smtp_server.inbox.for_job(job_id), timeout=30, what="the email")
+    # The same message delivered twice more (a redelivery, a retried chain).
+    notify.apply_async((job_id,))
+    notify.apply_async((job_id,))
+    time.sleep(3)
+    assert len(smtp_server.inbox.for_job(job_id)) == 1
+
+
+def test_a_permanent_smtp_refusal_is_recorded_on_the_job(jobs_api, auth, mongo_db, tmp_path):
+    user = auth.login(auth.create(email=f"bounce-{time.time_ns()}@example.test"))
+    job_id = jobs_api.submit(user, make_video(tmp_path, "mp4", seconds=1))
+    assert jobs_api.wait(user, job_id)["status"] == "done"
+
+    def notification() -> dict | None:
+        state = mongo_db.jobs.find_one({"_id": ObjectId(job_id)})["notification"]
+        return state if state["state"] == "failed" else None
+
+    state = wait_until(notification, timeout=30, what="the refusal to be recorded")
+    assert "550" in state["error"] and state["attempts"] == 1, "a 5xx is not retried"
