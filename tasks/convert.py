@@ -7,6 +7,7 @@ replaces it rather than adding a second), and a job that already ended is left a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -19,6 +20,7 @@ import psutil
 from celery import shared_task
 from celery.exceptions import Reject
 from celery.utils.log import get_task_logger
+from kombu.exceptions import OperationalError
 from pymongo.errors import PyMongoError
 
 from core import jobs, mongo
@@ -138,8 +140,16 @@ def _convert(task, database, job: dict, me: str) -> dict:
         argv = ffmpeg.command(src, dst, info, bitrate=options.get("bitrate"),
                               quality=options.get("quality"))
 
+        sent: dict[str, int] = {}
+
         def progress(percent: int) -> bool:
-            task.send_event("task-progress", progress=percent, job_id=str(oid))
+            # Flower's view of the progress is a nicety: an event the broker does not take
+            # must not stop the conversion, and an unchanged value is not sent again.
+            if sent.get("percent") != percent:
+                with contextlib.suppress(OperationalError, OSError):
+                    task.send_event("task-progress", retry=False, progress=percent,
+                                    job_id=str(oid))
+                sent["percent"] = percent
             return jobs.report_progress(database, oid, percent, worker=me,
                                         lease_seconds=LEASE_SECONDS) is not None
 

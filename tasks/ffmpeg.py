@@ -20,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
-
 #: Demuxers of real audio/video containers; nothing that reads a list of other files.
 FORMAT_WHITELIST = ",".join([
     "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv", "mpegts", "mpeg", "ogg", "asf",
@@ -107,6 +105,9 @@ def probe(path: Path, *, timeout: float = 30) -> Probe:
     stderr = result.stderr
     if "Input #0" not in stderr:
         raise MediaError(_reason(stderr, path))
+    # Imported here: moviepy pulls in numpy, which a health probe importing `tasks` need not pay.
+    from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
+
     try:
         infos = FFmpegInfosParser(stderr, str(path)).parse()
     except Exception:  # noqa: BLE001 - moviepy's parser raises bare errors on odd banners

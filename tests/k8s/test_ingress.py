@@ -41,7 +41,7 @@ def test_nginx_size_units() -> None:
         ("/flower/", "flower"),
         ("/flower/tasks", "flower"),
         ("/flower/api/workers", "flower"),
-        ("/flower/healthcheck", "flower"),
+        ("/flower/static/css/flower.css", "flower"),
     ],
 )
 def test_paths_reach_their_service(docs: list[Doc], path: str, service: str) -> None:
@@ -50,7 +50,10 @@ def test_paths_reach_their_service(docs: list[Doc], path: str, service: str) -> 
     assert route is not None and route[0] == service, f"{path} goes to {route}"
 
 
-@pytest.mark.parametrize("path", ["/flower/metrics", "/flower/metrics/", "/flower/metrics/x"])
+@pytest.mark.parametrize(
+    "path",
+    ["/flower/metrics", "/flower/metrics/", "/flower/metrics/x", "/flower/healthcheck"],
+)
 def test_flower_metrics_are_not_routed_to_flower(docs: list[Doc], path: str) -> None:
     """Flower answers /flower/metrics without its password: it must not face the internet."""
     ingress, host = _ingress(docs)
