@@ -13,11 +13,15 @@ _settings = load_settings()
 broker_url = _settings.broker_url
 if broker_url.startswith("filesystem://"):
     # kombu's filesystem transport keeps each message as a file: `make up` needs no broker server.
-    _folder = str(_settings.data_dir / "broker")
+    _folder = _settings.data_dir / "broker"
+    _control = _settings.data_dir / "broker-control"
+    # The transport expects its folders to exist; whoever starts first makes them.
+    for _path in (_folder, _control):
+        _path.mkdir(parents=True, exist_ok=True)
     broker_transport_options = {
-        "data_folder_in": _folder,
-        "data_folder_out": _folder,
-        "control_folder": str(_settings.data_dir / "broker-control"),
+        "data_folder_in": str(_folder),
+        "data_folder_out": str(_folder),
+        "control_folder": str(_control),
         "store_processed": False,
     }
 else:

@@ -112,3 +112,7 @@ def on_exit(server) -> None:  # type: ignore[no-untyped-def]
     if _OWN_METRICS_DIR:
         shutil.rmtree(METRICS_DIR, ignore_errors=True)
 
+
+# gunicorn 27's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl), which
+# every gateway on the machine would fight over; the service does not use it.
+control_socket_disable = True
