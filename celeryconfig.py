@@ -35,7 +35,10 @@ broker_connection_retry_on_startup = True
 broker_heartbeat = 30
 task_publish_retry = True
 task_publish_retry_policy = {
-    "max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1,
+    "max_retries": 2,
+    "interval_start": 0.2,
+    "interval_step": 0.5,
+    "interval_max": 1,
 }
 
 # JSON only: a message is data, never a pickle that could run code in the worker.
@@ -70,7 +73,10 @@ _dead = Exchange("mp3.dead", type="direct", durable=True)
 def _queue(name: str) -> Queue:
     # A message rejected for good (a poison video) is dead-lettered to `<name>.dead`, not lost.
     return Queue(
-        name, _exchange, routing_key=name, durable=True,
+        name,
+        _exchange,
+        routing_key=name,
+        durable=True,
         queue_arguments={"x-dead-letter-exchange": _dead.name, "x-dead-letter-routing-key": name},
     )
 

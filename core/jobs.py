@@ -104,7 +104,9 @@ def list_for(db: Database, owner: int, *, limit: int, offset: int) -> tuple[list
     return page, jobs.count_documents({"owner": owner})
 
 
-def update(db: Database, job_id: ObjectId, expect: dict | None = None, **fields: Any) -> dict | None:
+def update(
+    db: Database, job_id: ObjectId, expect: dict | None = None, **fields: Any
+) -> dict | None:
     """Set `fields` on the job if it matches `expect`; return the job after, or None."""
     query = {"_id": job_id, **(expect or {})}
     fields["updated_at"] = now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 
 import gridfs
@@ -12,6 +13,10 @@ from pymongo.database import Database
 #: GridFS chunk size. Larger than the driver's 255 KiB default: a 1 GiB video becomes 1,024
 #: documents instead of 4,112, which halves the round-trips of an upload or a download.
 CHUNK_SIZE = 1024 * 1024
+#: Chunks per round trip when a file is read whole. GridOut's own cursor lets the server fill
+#: 16 MB batches, which the reader holds twice (raw and decoded): +30 MB of RSS per copy or
+#: download (bench/RESULTS.md). Two chunks keep it at ~2 MB and cost no throughput.
+READ_BATCH = 2
 
 # pymongo's GridIn gathers up to 32 MB of chunks before one insert_many, and BSON-encodes the
 # batch on top: ~95 MB of peak memory per upload in flight, measured here. Four chunks per batch
@@ -58,11 +63,38 @@ def delete_file(bucket: gridfs.GridFSBucket, file_id: object) -> None:
         pass
 
 
-def copy_to_file(bucket: gridfs.GridFSBucket, file_id: object, path: str) -> int:
+def iter_chunks(db: Database, bucket_name: str, grid_out: gridfs.GridOut) -> Iterator[bytes]:
+    """Yield an opened GridFS file's chunks in order, READ_BATCH per round trip.
+
+    Reads `<bucket>.chunks`, the collection the GridFS spec names, and raises
+    gridfs.errors.CorruptGridFile when a chunk is missing or the sizes do not add up.
+    """
+    size = 0
+    cursor = db[f"{bucket_name}.chunks"].find(
+        {"files_id": grid_out._id},
+        {"data": 1, "n": 1},
+        sort=[("n", 1)],
+        batch_size=READ_BATCH,
+    )
+    with cursor:
+        for expected, doc in enumerate(cursor):
+            if doc["n"] != expected:
+                raise gridfs.errors.CorruptGridFile(f"chunk {expected} of {grid_out._id} missing")
+            data = doc["data"]
+            size += len(data)
+            yield data
+    if size != grid_out.length:
+        raise gridfs.errors.CorruptGridFile(
+            f"{grid_out._id} has {size} bytes in its chunks, {grid_out.length} in its file"
+        )
+
+
+def copy_to_file(db: Database, bucket_name: str, file_id: object, path: str) -> int:
     """Stream a GridFS file to a local path chunk by chunk; return its size."""
     size = 0
+    bucket = gridfs.GridFSBucket(db, bucket_name=bucket_name, chunk_size_bytes=CHUNK_SIZE)
     with bucket.open_download_stream(file_id) as source, open(path, "wb") as target:
-        while chunk := source.readchunk():
+        for chunk in iter_chunks(db, bucket_name, source):
             target.write(chunk)
             size += len(chunk)
     return size

@@ -59,7 +59,11 @@ def _claim(database, job_id, me: str) -> dict | None:
     job = jobs.claim(database, job_id, worker=me, lease_seconds=LEASE_SECONDS)
     if job is None:
         current = jobs.get(database, job_id)
-        if current and current["status"] == jobs.CONVERTING and _holder_is_dead(current.get("worker")):
+        if (
+            current
+            and current["status"] == jobs.CONVERTING
+            and _holder_is_dead(current.get("worker"))
+        ):
             database["jobs"].update_one(
                 {"_id": job_id, "worker": current.get("worker")}, {"$set": {"lease_until": None}}
             )
@@ -68,8 +72,14 @@ def _claim(database, job_id, me: str) -> dict | None:
 
 
 @shared_task(
-    bind=True, name="tasks.convert.convert", acks_late=True, max_retries=5,
-    autoretry_for=(PyMongoError,), retry_backoff=2, retry_backoff_max=60, retry_jitter=True,
+    bind=True,
+    name="tasks.convert.convert",
+    acks_late=True,
+    max_retries=5,
+    autoretry_for=(PyMongoError,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
 )
 def convert(self, job_id: str) -> str:
     """Convert the job's video to MP3; return the job id for the next link of the chain."""
@@ -81,14 +91,19 @@ def convert(self, job_id: str) -> str:
         current = jobs.get(database, oid)
         if current is None or current["status"] in jobs.TERMINAL:
             # Cancelled, deleted, or finished by an earlier delivery of this same message.
-            log.info("nothing to convert", extra={"job_id": job_id, "status": current and current["status"]})
+            log.info(
+                "nothing to convert",
+                extra={"job_id": job_id, "status": current and current["status"]},
+            )
             if current is not None and current["status"] == jobs.FAILED:
                 raise ConversionFailed(current.get("error") or "failed")
             return job_id
         # Another live worker holds the lease: look again once it could have run out.
         raise self.retry(countdown=LEASE_SECONDS, max_retries=None)
     if job["attempts"] > MAX_ATTEMPTS:
-        reason = f"the conversion stopped its worker {MAX_ATTEMPTS} times; this file cannot be converted"
+        reason = (
+            f"the conversion stopped its worker {MAX_ATTEMPTS} times; this file cannot be converted"
+        )
         jobs.fail(database, oid, reason)
         log.error("poison video", extra={"job_id": job_id, "attempts": job["attempts"]})
         _remove_video(database, job)
@@ -131,14 +146,15 @@ def _convert(task, database, job: dict, me: str) -> dict:
     try:
         src, dst = workdir / "video", workdir / "audio.mp3"
         try:
-            mongo.copy_to_file(mongo.videos(database), oid, str(src))
+            mongo.copy_to_file(database, "videos", oid, str(src))
         except gridfs.errors.NoFile:
             raise ffmpeg.MediaError("the uploaded video is gone; upload it again") from None
         info = ffmpeg.probe(src)
         if not info.has_audio:
             raise ffmpeg.MediaError("the video has no audio track")
-        argv = ffmpeg.command(src, dst, info, bitrate=options.get("bitrate"),
-                              quality=options.get("quality"))
+        argv = ffmpeg.command(
+            src, dst, info, bitrate=options.get("bitrate"), quality=options.get("quality")
+        )
 
         sent: dict[str, int] = {}
 
@@ -147,31 +163,52 @@ def _convert(task, database, job: dict, me: str) -> dict:
             # must not stop the conversion, and an unchanged value is not sent again.
             if sent.get("percent") != percent:
                 with contextlib.suppress(OperationalError, OSError):
-                    task.send_event("task-progress", retry=False, progress=percent,
-                                    job_id=str(oid))
+                    task.send_event("task-progress", retry=False, progress=percent, job_id=str(oid))
                 sent["percent"] = percent
-            return jobs.report_progress(database, oid, percent, worker=me,
-                                        lease_seconds=LEASE_SECONDS) is not None
+            return (
+                jobs.report_progress(database, oid, percent, worker=me, lease_seconds=LEASE_SECONDS)
+                is not None
+            )
 
         started = time.monotonic()
-        ffmpeg.run(argv, duration=info.duration, on_progress=progress,
-                   time_limit=current.convert_time_limit)
+        run = ffmpeg.run(
+            argv,
+            duration=info.duration,
+            on_progress=progress,
+            time_limit=current.convert_time_limit,
+        )
         if not dst.exists() or dst.stat().st_size == 0:
             raise ffmpeg.MediaError("the audio track could not be decoded")
-        out = ffmpeg.probe(dst)
+        # The MP3's duration is ffmpeg's own last out_time (-progress): no second probe run.
+        out = ffmpeg.Probe(
+            duration=run.out_seconds or info.duration, audio_codec="mp3", has_audio=True
+        )
         size = dst.stat().st_size
         bucket = mongo.mp3s(database)
         # The MP3 has the job's id: a redelivered run replaces its own file instead of adding one.
-        mongo.delete_file(bucket, oid)
+        # Only a redelivery can find one (attempts counts claims), so a first run skips the delete.
+        if job["attempts"] > 1:
+            mongo.delete_file(bucket, oid)
         with open(dst, "rb") as fh:
             bucket.upload_from_stream_with_id(
-                oid, jobs.mp3_filename(job["filename"]), fh,
-                metadata={"job": oid, "owner": job["owner"], "duration_seconds": out.duration,
-                          "bitrate": options.get("bitrate"), "quality": options.get("quality"),
-                          "copied": "copy" in argv},
+                oid,
+                jobs.mp3_filename(job["filename"]),
+                fh,
+                metadata={
+                    "job": oid,
+                    "owner": job["owner"],
+                    "duration_seconds": out.duration,
+                    "bitrate": options.get("bitrate"),
+                    "quality": options.get("quality"),
+                    "copied": "copy" in argv,
+                },
             )
-        return {"id": oid, "bytes": size, "duration_seconds": out.duration or 0.0,
-                "seconds": round(time.monotonic() - started, 3)}
+        return {
+            "id": oid,
+            "bytes": size,
+            "duration_seconds": out.duration or 0.0,
+            "seconds": round(time.monotonic() - started, 3),
+        }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -186,7 +223,7 @@ def sweep_stale_tmp(max_age: float = 6 * 3600) -> int:
     removed = 0
     root = Path(tempfile.gettempdir())
     for path in root.glob(f"{TMP_PREFIX}*"):
-        pid = path.name[len(TMP_PREFIX):].split("-", 1)[0]
+        pid = path.name[len(TMP_PREFIX) :].split("-", 1)[0]
         try:
             old = time.time() - path.stat().st_mtime > max_age
         except FileNotFoundError:

@@ -21,10 +21,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Demuxers of real audio/video containers; nothing that reads a list of other files.
-FORMAT_WHITELIST = ",".join([
-    "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv", "mpegts", "mpeg", "ogg", "asf",
-    "wav", "mp3", "aac", "flac", "nut", "mxf", "rm", "dv", "h264", "hevc", "m4v",
-])
+FORMAT_WHITELIST = ",".join(
+    [
+        "mov,mp4,m4a,3gp,3g2,mj2",
+        "matroska,webm",
+        "avi",
+        "flv",
+        "mpegts",
+        "mpeg",
+        "ogg",
+        "asf",
+        "wav",
+        "mp3",
+        "aac",
+        "flac",
+        "nut",
+        "mxf",
+        "rm",
+        "dv",
+        "h264",
+        "hevc",
+        "m4v",
+    ]
+)
 SAFE_INPUT = ["-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST]
 
 #: LAME VBR quality used when the upload asks for nothing: about 165 kbit/s for stereo, which
@@ -86,8 +105,15 @@ def _reason(stderr: str, path: Path | None = None) -> str:
     truncated = any(mark in stderr for mark in ("End of file", "Truncat", "partial file"))
     if truncated or ("moov atom not found" in stderr and _has_media_data(path)):
         return "the file is truncated or damaged: it ends before its media data does"
-    if any(mark in stderr for mark in ("Invalid data found", "Format not on whitelist",
-                                       "Invalid argument", "could not find codec parameters")):
+    if any(
+        mark in stderr
+        for mark in (
+            "Invalid data found",
+            "Format not on whitelist",
+            "Invalid argument",
+            "could not find codec parameters",
+        )
+    ):
         return "not a media file: ffmpeg found no audio or video it can read in it"
     return "the file could not be read as audio or video"
 
@@ -97,8 +123,13 @@ def probe(path: Path, *, timeout: float = 30) -> Probe:
     try:
         result = subprocess.run(
             [binary(), "-hide_banner", "-nostdin", *SAFE_INPUT, "-i", f"file:{path}"],
-            capture_output=True, text=True, errors="replace", timeout=timeout,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - a single syscall, before exec
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            # No preexec_fn here: with one, Python must fork() the whole worker (copying its
+            # page tables, ~25% of the pool process's CPU per job in bench/RESULTS.md) instead
+            # of vfork(). A probe reads a header and ends by itself; `timeout` bounds it.
         )
     except subprocess.TimeoutExpired:
         raise MediaError(f"reading the file took longer than {timeout:g} s") from None
@@ -110,12 +141,15 @@ def probe(path: Path, *, timeout: float = 30) -> Probe:
 
     try:
         infos = FFmpegInfosParser(stderr, str(path)).parse()
-    except Exception:  # noqa: BLE001 - moviepy's parser raises bare errors on odd banners
+    except Exception:
         infos = {}
     codec = _AUDIO_CODEC.search(stderr)
     duration = infos.get("duration") or None
-    return Probe(duration=duration, audio_codec=codec.group(1) if codec else None,
-                 has_audio=codec is not None)
+    return Probe(
+        duration=duration,
+        audio_codec=codec.group(1) if codec else None,
+        has_audio=codec is not None,
+    )
 
 
 def command(
@@ -123,17 +157,38 @@ def command(
 ) -> list[str]:
     """Return the ffmpeg command that writes the input's first audio track to `dst` as MP3."""
     if info.audio_codec == "mp3" and bitrate is None and quality is None:
-        # The audio is MP3 already: copying the stream is ~25× cheaper and loses nothing.
+        # The audio is MP3 already: copying the stream is ~25 times cheaper and loses nothing.
         codec = ["-c:a", "copy"]
     elif bitrate is not None:
         codec = ["-c:a", "libmp3lame", "-b:a", f"{bitrate}k"]
     else:
         codec = ["-c:a", "libmp3lame", "-q:a", str(DEFAULT_QUALITY if quality is None else quality)]
     return [
-        binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-        *SAFE_INPUT, "-i", f"file:{src}",
-        "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "0", "-map_chapters", "-1",
-        *codec, "-progress", "pipe:1", "-f", "mp3", f"file:{dst}",
+        binary(),
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-y",
+        *SAFE_INPUT,
+        "-i",
+        f"file:{src}",
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-sn",
+        "-dn",
+        "-map_metadata",
+        "0",
+        "-map_chapters",
+        "-1",
+        *codec,
+        "-progress",
+        "pipe:1",
+        "-f",
+        "mp3",
+        f"file:{dst}",
     ]
 
 
@@ -160,8 +215,11 @@ def run(
     """
     started = time.monotonic()
     proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     out_us = 0
     last_report = 0.0
@@ -186,7 +244,9 @@ def run(
                                 out_us = max(out_us, int(line[12:]))
             elapsed = time.monotonic() - started
             if elapsed > time_limit:
-                raise MediaError(f"the conversion took longer than {time_limit:g} s and was stopped")
+                raise MediaError(
+                    f"the conversion took longer than {time_limit:g} s and was stopped"
+                )
             if time.monotonic() - last_report >= every:
                 last_report = time.monotonic()
                 percent = _percent(out_us, duration)
@@ -201,8 +261,11 @@ def run(
         if code < 0:
             raise FfmpegCrashed(f"ffmpeg was killed by signal {-code}")
         message = stderr_tail.decode(errors="replace").strip().splitlines()
-        raise MediaError(_reason(stderr_tail.decode(errors="replace")) if message else
-                         f"ffmpeg failed with exit code {code}")
+        raise MediaError(
+            _reason(stderr_tail.decode(errors="replace"))
+            if message
+            else f"ffmpeg failed with exit code {code}"
+        )
     return Run(seconds=time.monotonic() - started, out_seconds=out_us / 1e6)
 
 

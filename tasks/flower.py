@@ -69,8 +69,10 @@ def _require_auth(**_) -> None:  # type: ignore[no-untyped-def]
     from tornado.options import options
 
     if os.environ.get("APP_ENV") == "production" and not (options.basic_auth or options.auth):
-        raise SystemExit("configuration error: FLOWER_BASIC_AUTH (or FLOWER_AUTH for OAuth) "
-                         "is required when APP_ENV=production")
+        raise SystemExit(
+            "configuration error: FLOWER_BASIC_AUTH (or FLOWER_AUTH for OAuth) "
+            "is required when APP_ENV=production"
+        )
 
 
 def install() -> None:

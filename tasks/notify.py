@@ -24,8 +24,13 @@ BACKOFF_MAX = 300
 #: A claim older than this was left by a worker that died while sending.
 STALE_SECONDS = 120
 
-TRANSIENT = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError,
-             TimeoutError, OSError)
+TRANSIENT = (
+    smtplib.SMTPServerDisconnected,
+    smtplib.SMTPConnectError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
 
 
 def _is_permanent(exc: Exception) -> bool:

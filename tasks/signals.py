@@ -52,10 +52,15 @@ def _log_instead_of_banner(sender, instance, **_) -> None:  # type: ignore[no-un
     app = instance.app
     with app.connection_for_write() as connection:
         broker = connection.as_uri()
-    logging.getLogger("tasks.worker").info("worker starting", extra={
-        "hostname": sender, "broker": broker, "concurrency": instance.concurrency,
-        "queues": sorted(app.amqp.queues.consume_from or app.amqp.queues),
-    })
+    logging.getLogger("tasks.worker").info(
+        "worker starting",
+        extra={
+            "hostname": sender,
+            "broker": broker,
+            "concurrency": instance.concurrency,
+            "queues": sorted(app.amqp.queues.consume_from or app.amqp.queues),
+        },
+    )
 
 
 @task_prerun.connect

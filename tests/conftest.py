@@ -39,7 +39,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def mongo_server(run_dir: Path) -> Iterator[servers.MongoServer]:
-    server = _need("The MongoDB-wire server", lambda: servers.MongoServer(run_dir / "mongo").start())
+    server = _need(
+        "The MongoDB-wire server", lambda: servers.MongoServer(run_dir / "mongo").start()
+    )
     yield server
     server.stop()
 
@@ -151,7 +153,9 @@ class AuthActions:
     def __init__(self, app, client) -> None:
         self.app, self.client = app, client
 
-    def create(self, email: str | None = None, password: str = PASSWORD, admin: bool = False) -> User:
+    def create(
+        self, email: str | None = None, password: str = PASSWORD, admin: bool = False
+    ) -> User:
         from app.auth.users import create_user
         from app.services import Services
 
@@ -189,9 +193,20 @@ class Worker(ServiceProcess):
 
 def worker_argv(name: str, queues: str = "convert,notify", concurrency: int = 2) -> list[str]:
     return [
-        str(servers.VENV_BIN / "celery"), "-A", "tasks", "worker", "-Q", queues,
-        "--hostname", f"{name}@%h", "--concurrency", str(concurrency), "--loglevel", "INFO",
-        "--without-gossip", "--without-mingle",
+        str(servers.VENV_BIN / "celery"),
+        "-A",
+        "tasks",
+        "worker",
+        "-Q",
+        queues,
+        "--hostname",
+        f"{name}@%h",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
     ]
 
 
@@ -211,12 +226,16 @@ def worker(stack_env: dict[str, str], run_dir: Path) -> Iterator[Worker]:
 def live_gateway(stack_env: dict[str, str], run_dir: Path) -> Iterator[str]:
     """The gateway under gunicorn, as production runs it; yields its base URL."""
     port = servers.free_port()
-    env = {**stack_env, "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
-           "METRICS_PORT": str(servers.free_port())}
+    env = {
+        **stack_env,
+        "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
+        "METRICS_PORT": str(servers.free_port()),
+    }
     proc = ServiceProcess(
         "gateway",
         [str(servers.VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "app:create_app()"],
-        env, run_dir,
+        env,
+        run_dir,
     ).start()
     base = f"http://127.0.0.1:{port}"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gridfs
 from flask import Blueprint, Response, g, jsonify, request
 
@@ -30,7 +32,9 @@ def _own_job(job_id: str) -> dict:
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits, and few: str.isdigit() also takes "²", and int() refuses both it and
+    # strings of more than 4,300 digits, which would be a 500.
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or not low <= int(raw) <= high:
         raise ApiError(400, "bad_request", f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -42,11 +46,14 @@ def list_jobs() -> Response:
     svc = services()
     page = _int_arg("page", 1, 1, 10_000)
     per_page = _int_arg("per_page", 20, 1, MAX_PER_PAGE)
-    found, total = jobs.list_for(svc.mongo, g.identity.user_id, limit=per_page,
-                                 offset=(page - 1) * per_page)
+    found, total = jobs.list_for(
+        svc.mongo, g.identity.user_id, limit=per_page, offset=(page - 1) * per_page
+    )
     return jsonify(
         jobs=[jobs.to_public(job, svc.settings.public_url) for job in found],
-        page=page, per_page=per_page, total=total,
+        page=page,
+        per_page=per_page,
+        total=total,
         next=f"/jobs?page={page + 1}&per_page={per_page}" if page * per_page < total else None,
     )
 
@@ -65,7 +72,7 @@ def _mp3_response(job: dict) -> Response:
         grid_out = mongo.mp3s(services().mongo).open_download_stream(job["_id"])
     except gridfs.errors.NoFile:
         raise ApiError(404, "not_found", "the MP3 is gone (expired or deleted)") from None
-    return files.stream(grid_out, filename=jobs.mp3_filename(job["filename"]))
+    return files.stream(services().mongo, grid_out, filename=jobs.mp3_filename(job["filename"]))
 
 
 @bp.get("/jobs/<job_id>/mp3")

@@ -19,8 +19,14 @@ def chaos(stack_env, run_dir):
     name = f"chaos-{uuid.uuid4().hex[:6]}"
     mongo = servers.MongoServer(run_dir / f"{name}-mongo").start()
     with servers.rabbitmq_vhost() as broker:
-        stack = Stack(name, stack_env, run_dir, CELERY_BROKER_URL=broker, MONGODB_URI=mongo.uri,
-                      CONVERT_TIME_LIMIT="10")
+        stack = Stack(
+            name,
+            stack_env,
+            run_dir,
+            CELERY_BROKER_URL=broker,
+            MONGODB_URI=mongo.uri,
+            CONVERT_TIME_LIMIT="10",
+        )
         stack.mongo_server = mongo
         stack.vhost = broker.rsplit("/", 1)[1]
         stack.start_gateway()
@@ -33,9 +39,20 @@ def chaos(stack_env, run_dir):
 def queue_counts(vhost: str) -> dict[str, tuple[int, int]]:
     """Return {queue: (ready, unacknowledged)} as RabbitMQ counts them."""
     out = subprocess.run(
-        ["rabbitmqctl", "list_queues", "-q", "-p", vhost, "name", "messages_ready",
-         "messages_unacknowledged"],
-        capture_output=True, text=True, check=True, timeout=60,
+        [
+            "rabbitmqctl",
+            "list_queues",
+            "-q",
+            "-p",
+            vhost,
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     counts = {}
     for line in out.splitlines():

@@ -37,14 +37,19 @@ def _one_mp3_each(stack, job_ids: list[str]) -> None:
 
 def _one_email_each(smtp_server, job_ids: list[str], timeout: float = 60) -> None:
     for job_id in job_ids:
-        wait_until(lambda j=job_id: smtp_server.inbox.for_job(j), timeout=timeout,
-                   what=f"the email of {job_id}")
+        wait_until(
+            lambda j=job_id: smtp_server.inbox.for_job(j),
+            timeout=timeout,
+            what=f"the email of {job_id}",
+        )
     time.sleep(2)  # A duplicate would arrive within this.
     for job_id in job_ids:
         assert len(smtp_server.inbox.for_job(job_id)) == 1, job_id
 
 
-def test_sigkill_mid_conversion_ten_times_loses_and_duplicates_nothing(chaos, smtp_server, tmp_path):
+def test_sigkill_mid_conversion_ten_times_loses_and_duplicates_nothing(
+    chaos, smtp_server, tmp_path
+):
     headers = chaos.user()
     video = make_video(tmp_path, "mkv-mp3", seconds=4, title="MP3TEST:SLOW;")
     # More jobs than kills: a job that slips by while a worker restarts is simply not killed.
@@ -123,8 +128,11 @@ def test_a_poison_video_is_retried_a_bounded_number_of_times_then_dead_lettered(
     assert "cannot be converted" in job["error"]
     [email] = wait_until(lambda: smtp_server.inbox.for_job(job_id), timeout=30, what="the email")
     assert "cannot be converted" in email.get_body(("plain",)).get_content()
-    wait_until(lambda: queue_counts(chaos.vhost).get("convert.dead", (0, 0))[0] == 1,
-               timeout=20, what="the message to be dead-lettered")
+    wait_until(
+        lambda: queue_counts(chaos.vhost).get("convert.dead", (0, 0))[0] == 1,
+        timeout=20,
+        what="the message to be dead-lettered",
+    )
     time.sleep(2)
     assert queue_counts(chaos.vhost)["convert"] == (0, 0), "no loop remains"
     # The worker goes on with other work.
@@ -142,8 +150,12 @@ def test_failing_and_hanging_files_never_block_the_jobs_behind_them(chaos, tmp_p
     bad_ids = [chaos.upload(headers, path).json()["job_id"] for path in (fake, hang, crash)]
     good_ids = [chaos.upload(headers, good).json()["job_id"] for _ in range(2)]
     for job_id in good_ids:
-        assert chaos.wait_status(headers, job_id, ("done", "failed"), timeout=120)["status"] == "done"
-    reasons = [chaos.wait_status(headers, j, ("done", "failed"), timeout=60)["error"] for j in bad_ids]
+        assert (
+            chaos.wait_status(headers, job_id, ("done", "failed"), timeout=120)["status"] == "done"
+        )
+    reasons = [
+        chaos.wait_status(headers, j, ("done", "failed"), timeout=60)["error"] for j in bad_ids
+    ]
     assert "not a media file" in reasons[0]
     assert "longer than 10 s" in reasons[1], "a hanging ffmpeg is stopped at the time limit"
     assert "cannot be converted" in reasons[2] or "killed by signal" in reasons[2]
@@ -159,8 +171,14 @@ def test_smtp_down_for_a_while_then_every_email_goes_once(chaos, smtp_server, tm
         for job_id in job_ids:
             assert chaos.wait_status(headers, job_id, ("done", "failed"))["status"] == "done"
         db = chaos.mongo()
-        wait_until(lambda: all(db.jobs.find_one({"_id": ObjectId(j)})["notification"]["state"]
-                               == "retrying" for j in job_ids), timeout=30, what="retries")
+        wait_until(
+            lambda: all(
+                db.jobs.find_one({"_id": ObjectId(j)})["notification"]["state"] == "retrying"
+                for j in job_ids
+            ),
+            timeout=30,
+            what="retries",
+        )
         time.sleep(3)
     finally:
         smtp_server.start()
@@ -182,8 +200,11 @@ def test_mongodb_unreachable_gives_503_and_work_resumes(chaos, tmp_path):
         assert chaos.gateway.proc.poll() is None and chaos.workers["w1"].proc.poll() is None
     finally:
         chaos.mongo_server.start()
-    wait_until(lambda: httpx.get(f"{chaos.url}/readyz", timeout=5).status_code == 200,
-               timeout=30, what="readiness to return")
+    wait_until(
+        lambda: httpx.get(f"{chaos.url}/readyz", timeout=5).status_code == 200,
+        timeout=30,
+        what="readiness to return",
+    )
     job_id = chaos.upload(headers, video).json()["job_id"]
     assert chaos.wait_status(headers, job_id, ("done", "failed"))["status"] == "done"
 
@@ -219,13 +240,30 @@ def test_rabbitmq_restart_during_50_uploads(chaos, tmp_path):
     for status, seconds in refused:
         assert status >= 500 and seconds < 10, (status, seconds)
     for job_id in accepted:
-        assert chaos.wait_status(headers, job_id, ("done", "failed"), timeout=180)["status"] == "done"
+        assert (
+            chaos.wait_status(headers, job_id, ("done", "failed"), timeout=180)["status"] == "done"
+        )
     # A refused upload left neither a video nor a job.
-    assert db.jobs.count_documents({"owner_email": {"$regex": "^chaos-"}, "_id": {"$nin": [
-        ObjectId(j) for j in accepted]}, "created_at": {"$gt": db.jobs.find_one(
-            {"_id": ObjectId(accepted[0])})["created_at"].replace(year=2000)}}) >= 0
-    jobs_of_user = {str(j["_id"]) for j in db.jobs.find({"owner_email": db.jobs.find_one(
-        {"_id": ObjectId(accepted[0])})["owner_email"]})}
+    assert (
+        db.jobs.count_documents(
+            {
+                "owner_email": {"$regex": "^chaos-"},
+                "_id": {"$nin": [ObjectId(j) for j in accepted]},
+                "created_at": {
+                    "$gt": db.jobs.find_one({"_id": ObjectId(accepted[0])})["created_at"].replace(
+                        year=2000
+                    )
+                },
+            }
+        )
+        >= 0
+    )
+    jobs_of_user = {
+        str(j["_id"])
+        for j in db.jobs.find(
+            {"owner_email": db.jobs.find_one({"_id": ObjectId(accepted[0])})["owner_email"]}
+        )
+    }
     assert jobs_of_user == set(accepted)
     videos_left = db["videos.files"].count_documents({})
     assert videos_left == 0
@@ -244,8 +282,10 @@ def test_no_ffmpeg_or_temporary_file_remains_after_20_jobs(chaos, tmp_path):
         if i % 4 == 2:
             chaos.wait_status(headers, job_id, ("converting", "done", "failed"), timeout=120)
             httpx.delete(f"{chaos.url}/jobs/{job_id}", headers=headers)
-    statuses = [chaos.wait_status(headers, j, ("done", "failed", "cancelled"), timeout=180)["status"]
-                for j in ids]
+    statuses = [
+        chaos.wait_status(headers, j, ("done", "failed", "cancelled"), timeout=180)["status"]
+        for j in ids
+    ]
     assert set(statuses) == {"done", "failed", "cancelled"}
     time.sleep(1)
     assert not ffmpeg_processes(chaos)

@@ -18,7 +18,8 @@ class Jobs:
     def upload(self, user, path: Path, name: str | None = None, **fields: str):
         with path.open("rb") as fh:
             return self.client.post(
-                "/upload", headers=user.headers,
+                "/upload",
+                headers=user.headers,
                 data={"file": (fh, name or path.name), **fields},
             )
 

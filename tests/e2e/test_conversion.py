@@ -33,8 +33,9 @@ def test_each_container_converts_to_an_mp3_of_the_same_length(
     assert abs(duration_of(mp3) - duration_of(video)) <= 0.1
     assert abs(job["mp3"]["duration_seconds"] - duration_of(video)) <= 0.1
 
-    stored = mongo_db["mp3s.files"].find_one({"_id": job["mp3"]["id"]}) or \
-        mongo_db["mp3s.files"].find_one({"filename": f"holiday {kind}.mp3"})
+    stored = mongo_db["mp3s.files"].find_one({"_id": job["mp3"]["id"]}) or mongo_db[
+        "mp3s.files"
+    ].find_one({"filename": f"holiday {kind}.mp3"})
     assert stored["metadata"]["copied"] is (kind == "mkv-mp3"), "MP3 audio must be stream-copied"
     # The source video is deleted once converted; the MP3 stays.
     assert mongo_db["videos.files"].count_documents({"_id": stored["_id"]}) == 0
@@ -61,10 +62,15 @@ def test_bitrate_and_quality_are_honoured(jobs_api, auth, client, tmp_path):
     assert vbr["mp3"]["bytes"] > cbr["mp3"]["bytes"]
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"bitrate": "8"}, "bitrate"), ({"bitrate": "abc"}, "bitrate"), ({"quality": "10"}, "quality"),
-    ({"bitrate": "128", "quality": "2"}, "either"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"bitrate": "8"}, "bitrate"),
+        ({"bitrate": "abc"}, "bitrate"),
+        ({"quality": "10"}, "quality"),
+        ({"bitrate": "128", "quality": "2"}, "either"),
+    ],
+)
 def test_bad_options_are_refused(fields, message, jobs_api, auth, mongo_db, tmp_path):
     user = auth.login()
     before = mongo_db["videos.files"].count_documents({})
@@ -90,11 +96,14 @@ def _fake_mp4(tmp_path):
     return fake
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda d: make_video(d, "mp4", audio=False), "no audio track"),
-    (_fake_mp4, "not a media file"),
-    (_truncated_mp4, "truncated"),
-])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda d: make_video(d, "mp4", audio=False), "no audio track"),
+        (_fake_mp4, "not a media file"),
+        (_truncated_mp4, "truncated"),
+    ],
+)
 def test_unconvertible_videos_fail_with_a_reason_in_the_job_and_the_email(
     make, reason, jobs_api, auth, smtp_server, tmp_path
 ):

@@ -12,8 +12,8 @@ import pytest
 
 from tests.support import servers
 from tests.support.media import make_video
-from tests.support.stack import Stack, processes_named
 from tests.support.servers import wait_until
+from tests.support.stack import Stack, processes_named
 
 pytestmark = pytest.mark.e2e
 
@@ -27,17 +27,21 @@ def done_job(jobs_api, auth, tmp_path):
     return user, job
 
 
-def test_another_user_gets_404_on_the_job_its_mp3_and_the_course_download(
-    done_job, auth, client
-):
+def test_another_user_gets_404_on_the_job_its_mp3_and_the_course_download(done_job, auth, client):
     owner, job = done_job
     stranger = auth.login()
-    for path in (f"/jobs/{job['id']}", f"/jobs/{job['id']}/mp3", f"/download?fid={job['mp3']['id']}"):
+    for path in (
+        f"/jobs/{job['id']}",
+        f"/jobs/{job['id']}/mp3",
+        f"/download?fid={job['mp3']['id']}",
+    ):
         response = client.get(path, headers=stranger.headers)
         assert response.status_code == 404, path
         assert response.get_json()["error"]["code"] == "not_found"
     assert client.delete(f"/jobs/{job['id']}", headers=stranger.headers).status_code == 404
-    assert job["id"] not in {j["id"] for j in client.get("/jobs", headers=stranger.headers).get_json()["jobs"]}
+    assert job["id"] not in {
+        j["id"] for j in client.get("/jobs", headers=stranger.headers).get_json()["jobs"]
+    }
     # The owner still has everything.
     assert client.get(f"/download?fid={job['mp3']['id']}", headers=owner.headers).status_code == 200
     assert client.get(f"/jobs/{job['id']}", headers=owner.headers).get_json()["status"] == "done"
@@ -93,8 +97,13 @@ def test_deleting_a_finished_job_removes_it_and_its_mp3(done_job, client, mongo_
     user, job = done_job
     assert client.delete(f"/jobs/{job['id']}", headers=user.headers).status_code == 204
     assert client.get(f"/jobs/{job['id']}", headers=user.headers).status_code == 404
-    assert mongo_db["mp3s.files"].count_documents({"_id": job["mp3"]["id"]}) == 0 or \
-        mongo_db["mp3s.files"].count_documents({"filename": "talk.mp3", "metadata.job": job["id"]}) == 0
+    assert (
+        mongo_db["mp3s.files"].count_documents({"_id": job["mp3"]["id"]}) == 0
+        or mongo_db["mp3s.files"].count_documents(
+            {"filename": "talk.mp3", "metadata.job": job["id"]}
+        )
+        == 0
+    )
     assert mongo_db["mp3s.chunks"].count_documents({"files_id": job["mp3"]["id"]}) == 0
 
 
@@ -103,7 +112,9 @@ def test_an_upload_over_the_limit_is_413_and_leaves_nothing(app, auth, client, m
 
     from app import create_app
 
-    small = create_app({"TESTING": True}, settings=dataclasses.replace(settings, max_upload_bytes=200_000))
+    small = create_app(
+        {"TESTING": True}, settings=dataclasses.replace(settings, max_upload_bytes=200_000)
+    )
     small_client = small.test_client()
     user = auth.login()
     files_before = mongo_db["videos.files"].count_documents({})
@@ -111,8 +122,9 @@ def test_an_upload_over_the_limit_is_413_and_leaves_nothing(app, auth, client, m
     big = b"\x00\x00\x00\x18ftypisom" + os.urandom(300_000)
     import io
 
-    response = small_client.post("/upload", headers=user.headers,
-                                 data={"file": (io.BytesIO(big), "big.mp4")})
+    response = small_client.post(
+        "/upload", headers=user.headers, data={"file": (io.BytesIO(big), "big.mp4")}
+    )
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "too_large"
     assert mongo_db["videos.files"].count_documents({}) == files_before
@@ -140,18 +152,29 @@ def test_cancel_during_conversion_kills_ffmpeg(slow_stack, tmp_path):
     video = make_video(tmp_path, "mkv-mp3", seconds=30, title="MP3TEST:SLOW;")
     job_id = slow_stack.upload(headers, video).json()["job_id"]
     slow_stack.wait_status(headers, job_id, ("converting",))
-    wait_until(lambda: slow_stack.job(headers, job_id)["progress"] > 0, timeout=30,
-               what="progress to be reported")
-    running = [p for p in processes_named(str(slow_stack.dir / "tmp")) if "-progress" in p.cmdline()]
+    wait_until(
+        lambda: slow_stack.job(headers, job_id)["progress"] > 0,
+        timeout=30,
+        what="progress to be reported",
+    )
+    running = [
+        p for p in processes_named(str(slow_stack.dir / "tmp")) if "-progress" in p.cmdline()
+    ]
     assert running, "ffmpeg should be converting the job"
     response = httpx.delete(f"{slow_stack.url}/jobs/{job_id}", headers=headers)
     assert response.status_code == 204
     assert slow_stack.job(headers, job_id)["status"] == "cancelled"
-    gone, alive = psutil.wait_procs(running, timeout=10)
+    _, alive = psutil.wait_procs(running, timeout=10)
     assert not alive, "ffmpeg must be killed when its job is cancelled"
     db = slow_stack.mongo()
-    wait_until(lambda: db["mp3s.files"].count_documents({}) == 0 and not list(
-        (slow_stack.dir / "tmp").glob("mp3-job-*")), timeout=10, what="files to be removed")
+    wait_until(
+        lambda: (
+            db["mp3s.files"].count_documents({}) == 0
+            and not list((slow_stack.dir / "tmp").glob("mp3-job-*"))
+        ),
+        timeout=10,
+        what="files to be removed",
+    )
     assert db["videos.files"].count_documents({}) == 0
 
 
@@ -178,14 +201,19 @@ def _peak_rss_growth(stack, headers, size: int) -> int:
             peak = max(peak, tree_rss())
 
     boundary = "memtestboundary"
+
     def multipart():
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-               f"filename=\"big.mp4\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="big.mp4"\r\nContent-Type: video/mp4\r\n\r\n'
+        ).encode()
         yield from body()
         yield f"\r\n--{boundary}--\r\n".encode()
 
     response = httpx.post(
-        f"{stack.url}/upload", content=multipart(), timeout=120,
+        f"{stack.url}/upload",
+        content=multipart(),
+        timeout=120,
         headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert response.status_code == 202, response.text
@@ -197,4 +225,6 @@ def test_gateway_memory_does_not_grow_with_the_upload(slow_stack):
     headers = slow_stack.user()
     small = _peak_rss_growth(slow_stack, headers, 1 << 20)
     large = _peak_rss_growth(slow_stack, headers, 200 << 20)
-    assert large - small < 50 << 20, f"RSS grew by {large >> 20} MiB for 200 MB vs {small >> 20} MiB for 1 MB"
+    assert large - small < 50 << 20, (
+        f"RSS grew by {large >> 20} MiB for 200 MB vs {small >> 20} MiB for 1 MB"
+    )

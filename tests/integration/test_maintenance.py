@@ -21,12 +21,27 @@ def test_the_sweep_removes_what_is_stale_and_keeps_what_is_not(mongo_db, worker,
     bucket = mongo.mp3s(mongo_db)
     old_job, new_job = ObjectId(), ObjectId()
     for oid, age in ((old_job, 8), (new_job, 1)):
-        jobs.create(mongo_db, oid, owner=1, owner_email="sweep@example.test", filename="a.mp4",
-                    video_bytes=1, bitrate=None, quality=None)
+        jobs.create(
+            mongo_db,
+            oid,
+            owner=1,
+            owner_email="sweep@example.test",
+            filename="a.mp4",
+            video_bytes=1,
+            bitrate=None,
+            quality=None,
+        )
         bucket.upload_from_stream_with_id(oid, "a.mp3", io.BytesIO(b"\xff\xfb" * 1000))
-        jobs.collection(mongo_db).update_one({"_id": oid}, {"$set": {
-            "status": "done", "mp3": {"id": oid, "bytes": 2000, "duration_seconds": 1.0},
-            "finished_at": datetime.now(UTC) - timedelta(days=age)}})
+        jobs.collection(mongo_db).update_one(
+            {"_id": oid},
+            {
+                "$set": {
+                    "status": "done",
+                    "mp3": {"id": oid, "bytes": 2000, "duration_seconds": 1.0},
+                    "finished_at": datetime.now(UTC) - timedelta(days=age),
+                }
+            },
+        )
     # An interrupted upload: chunks and no file document, one old, one still being written.
     orphan = ObjectId.from_datetime(datetime.now(UTC) - timedelta(hours=7))
     young = ObjectId()

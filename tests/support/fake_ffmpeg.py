@@ -46,7 +46,7 @@ def main() -> None:
         os.kill(os.getppid(), signal.SIGKILL)
         time.sleep(5)
         sys.exit(1)
-    os.execv(REAL, [REAL, *argv])
+    os.execv(REAL, [REAL, *argv])  # noqa: S606 - replaces this process with the real ffmpeg
 
 
 if __name__ == "__main__":

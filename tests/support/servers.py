@@ -93,16 +93,21 @@ class MongoServer:
 
     def start(self) -> MongoServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir.parent / f"secantus-{self.port}.log", "ab")  # noqa: SIM115
+        log = open(self.data_dir.parent / f"secantus-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
             [
                 str(VENV_BIN / "secantusd-py"),
-                "--host", "127.0.0.1",
-                "--port", str(self.port),
-                "--storage-path", str(self.data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--storage-path",
+                str(self.data_dir),
                 "--standalone",
-                "--oplog-max-entries", "1000",
-                "--log-level", "WARNING",
+                "--oplog-max-entries",
+                "1000",
+                "--log-level",
+                "WARNING",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -125,14 +130,14 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         # Addresses that start with `bounce-` do not exist: a permanent refusal, as relays give.
         if address.startswith("bounce-"):
             return "550 5.1.1 no such mailbox"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         message = message_from_bytes(envelope.original_content, policy=policy.default)
         self.messages.append(message)  # type: ignore[arg-type]
         return "250 OK"
@@ -169,7 +174,9 @@ def mariadb_database() -> Iterator[str]:
     """Create a fresh MariaDB database for this run; yield its SQLAlchemy URL; drop it."""
     name = f"mp3test_{uuid.uuid4().hex[:12]}"
     try:
-        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", connect_timeout=5)
+        conn = pymysql.connect(
+            host="127.0.0.1", port=3306, user="root", password="", connect_timeout=5
+        )
     except pymysql.MySQLError as exc:
         raise ServiceUnavailable(f"MariaDB at 127.0.0.1:3306 cannot be reached: {exc}") from exc
     with conn:
@@ -222,9 +229,13 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = open(self.log_path, "ab")  # noqa: SIM115
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            self.argv,
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -252,8 +263,11 @@ class ServiceProcess:
     def start_worker(self) -> ServiceProcess:
         """Start a celery worker and wait for its `ready.` line."""
         self.start()
-        wait_until(lambda: "ready." in self.log_since_start() or self.proc.poll() is not None,
-                   timeout=60, what=f"{self.name} to be ready")
+        wait_until(
+            lambda: "ready." in self.log_since_start() or self.proc.poll() is not None,
+            timeout=60,
+            what=f"{self.name} to be ready",
+        )
         if self.proc.poll() is not None:
             raise AssertionError(f"{self.name} exited at start:\n{self.log_since_start()[-3000:]}")
         return self

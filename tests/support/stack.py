@@ -50,12 +50,16 @@ class Stack:
 
     def start_gateway(self) -> Stack:
         port = servers.free_port()
-        env = {**self.env, "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
-               "METRICS_PORT": str(servers.free_port())}
+        env = {
+            **self.env,
+            "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
+            "METRICS_PORT": str(servers.free_port()),
+        }
         self.gateway = ServiceProcess(
             f"{self.name}-gateway",
             [str(servers.VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "app:create_app()"],
-            env, self.dir,
+            env,
+            self.dir,
         ).start()
         self.url = f"http://127.0.0.1:{port}"
 
@@ -70,12 +74,24 @@ class Stack:
         wait_until(healthy, timeout=60, what=f"{self.name}'s gateway")
         return self
 
-    def start_worker(self, name: str = "w1", queues: str = "convert,notify",
-                     concurrency: int = 1) -> ServiceProcess:
+    def start_worker(
+        self, name: str = "w1", queues: str = "convert,notify", concurrency: int = 1
+    ) -> ServiceProcess:
         argv = [
-            str(servers.VENV_BIN / "celery"), "-A", "tasks", "worker", "-Q", queues,
-            "--hostname", f"{self.name}-{name}@%h", "--concurrency", str(concurrency),
-            "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+            str(servers.VENV_BIN / "celery"),
+            "-A",
+            "tasks",
+            "worker",
+            "-Q",
+            queues,
+            "--hostname",
+            f"{self.name}-{name}@%h",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
         ]
         worker = ServiceProcess(f"{self.name}-{name}", argv, self.env, self.dir).start_worker()
         self.workers[name] = worker
@@ -95,29 +111,46 @@ class Stack:
 
         email = f"chaos-{uuid.uuid4().hex[:8]}@example.test"
         subprocess.run(
-            [str(servers.VENV_BIN / "flask"), "--app", "app", "users", "create", email,
-             "--password", "a long enough password"],
-            env=self.env, check=True, capture_output=True, cwd=servers.ROOT,
+            [
+                str(servers.VENV_BIN / "flask"),
+                "--app",
+                "app",
+                "users",
+                "create",
+                email,
+                "--password",
+                "a long enough password",
+            ],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            cwd=servers.ROOT,
         )
         token = httpx.post(f"{self.url}/login", auth=(email, "a long enough password")).text
         return {"Authorization": f"Bearer {token}"}
 
     def upload(self, headers: dict[str, str], path: Path, timeout: float = 30) -> httpx.Response:
         with path.open("rb") as fh:
-            return httpx.post(f"{self.url}/upload", headers=headers,
-                              files={"file": (path.name, fh)}, timeout=timeout)
+            return httpx.post(
+                f"{self.url}/upload",
+                headers=headers,
+                files={"file": (path.name, fh)},
+                timeout=timeout,
+            )
 
     def job(self, headers: dict[str, str], job_id: str) -> dict:
         return httpx.get(f"{self.url}/jobs/{job_id}", headers=headers, timeout=10).json()
 
-    def wait_status(self, headers: dict[str, str], job_id: str, statuses: tuple[str, ...],
-                    timeout: float = 120) -> dict:
+    def wait_status(
+        self, headers: dict[str, str], job_id: str, statuses: tuple[str, ...], timeout: float = 120
+    ) -> dict:
         def check() -> dict | None:
             job = self.job(headers, job_id)
             return job if job.get("status") in statuses else None
 
-        return wait_until(check, timeout=timeout, what=f"job {job_id} to reach {statuses}",
-                          every=0.25)
+        return wait_until(
+            check, timeout=timeout, what=f"job {job_id} to reach {statuses}", every=0.25
+        )
 
 
 def processes_named(name: str) -> list:
@@ -132,5 +165,3 @@ def processes_named(name: str) -> list:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found
-
-
