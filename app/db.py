@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+#: The name of the lock that lets one process at a time migrate a shared database.
+MIGRATION_LOCK = "mp3_converter_migrations"
+MIGRATION_LOCK_SECONDS = 120
 
 
 class Base(DeclarativeBase):
     """Base class of the SQL models."""
 
 
+def _sqlite_file(url: str | URL) -> Path | None:
+    """Return the database file of a SQLite URL, None for any other database or in memory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine that works the same on SQLite and on MySQL/MariaDB."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if make_url(url).get_backend_name() == "sqlite":
+        path = _sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 15})
 
         @event.listens_for(engine, "connect")
@@ -37,13 +56,60 @@ def make_engine(url: str) -> Engine:
     )
 
 
+@contextmanager
+def _migration_lock(engine: Engine, connection: Connection) -> Iterator[None]:
+    """Hold a lock that only one process migrating the same database can have at a time.
+
+    Every gunicorn worker, and every replica of the gateway, migrates at start-up. Without the
+    lock two of them starting together on a fresh database both find no tables and both try to
+    create them, and the loser dies with "table already exists" (MySQL's DDL is not
+    transactional, so a transaction alone does not keep them apart).
+    """
+    dialect = engine.dialect.name
+    if dialect in ("mysql", "mariadb"):
+        got = connection.scalar(
+            text("SELECT GET_LOCK(:name, :seconds)"),
+            {"name": MIGRATION_LOCK, "seconds": MIGRATION_LOCK_SECONDS},
+        )
+        connection.commit()
+        if got != 1:
+            raise RuntimeError(f"could not take the migration lock in {MIGRATION_LOCK_SECONDS} s")
+        try:
+            yield
+        finally:
+            connection.rollback()
+            connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MIGRATION_LOCK})
+            connection.commit()
+    elif dialect == "postgresql":
+        key = int.from_bytes(MIGRATION_LOCK.encode()[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.rollback()
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
+    elif (path := _sqlite_file(engine.url)) is not None:
+        # SQLite has no named locks; a lock file beside the database does the same job.
+        with open(path.with_name(path.name + ".migrate.lock"), "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+    else:
+        yield
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (does nothing when it is there already)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with engine.connect() as connection, _migration_lock(engine, connection):
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        connection.commit()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

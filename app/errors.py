@@ -5,9 +5,14 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
+from pymongo.errors import ConnectionFailure
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+#: Seconds a client is asked to wait when a service the gateway needs is down.
+RETRY_AFTER_OUTAGE = 5
 
 
 class ApiError(Exception):
@@ -39,9 +44,27 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        headers = dict(exc.get_headers()) if exc.code == 405 else {}
-        headers.pop("Content-Type", None)
+        # Keep what the exception says beyond its HTML body: Allow (405), Retry-After (429, 503),
+        # WWW-Authenticate (401), Content-Range (416).
+        headers = {
+            name: value
+            for name, value in exc.get_headers()
+            if name.lower() not in ("content-type", "content-length")
+        }
         return error_response(exc.code or 500, _code_for(exc), exc.description or "", headers)
+
+    @app.errorhandler(ConnectionFailure)
+    @app.errorhandler(OperationalError)
+    def outage(exc: Exception) -> Response:
+        # MongoDB or the SQL database is unreachable: not the client's fault, and not a bug
+        # either; the client may simply try again shortly.
+        log.warning("a service is unavailable: %s", exc)
+        return error_response(
+            503,
+            "service_unavailable",
+            "a service the gateway needs is unavailable; try again soon",
+            {"Retry-After": str(RETRY_AFTER_OUTAGE)},
+        )
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:

@@ -3,7 +3,8 @@
 The gateway, the workers, Flower and the command-line tools all build their settings here, so a
 variable means the same thing everywhere. In development each variable has an embedded default
 (SQLite, the embedded MongoDB-wire server, kombu's filesystem transport, a local mail sink); with
-``APP_ENV=production`` every secret must be given, and start-up stops naming the first one missing.
+``APP_ENV=production`` every secret must be given, and start-up stops with one line naming each
+variable that is missing.
 """
 
 from __future__ import annotations
@@ -33,8 +34,16 @@ PRODUCTION_REQUIRED = (
 #: JWT_SECRET must carry at least this many bytes of key material (RFC 7518 §3.2 for HS256).
 MIN_SECRET_BYTES = 32
 
+#: The example secrets files carry this marker; a production secret that still has it is refused.
+PLACEHOLDER = "change-me"
+
+#: Where the development secret is kept, under DATA_DIR.
+SECRET_FILE = "jwt_secret"  # noqa: S105 - the name of a file, not a secret
+
 DEFAULT_MONGO_PORT = 27017
 DEFAULT_SMTP_SINK_PORT = 8025
+DEFAULT_MONGODB_URI = f"mongodb://127.0.0.1:{DEFAULT_MONGO_PORT}/mp3?directConnection=true"
+MONGO_SCHEMES = ("mongodb", "mongodb+srv")
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,11 @@ class Settings:
         return urlsplit(self.mongodb_uri).path.lstrip("/") or "mp3"
 
 
+def _get(env: Mapping[str, str], name: str, default: str) -> str:
+    """Return the variable, or `default` when it is unset or empty (as ConfigMaps leave it)."""
+    return env.get(name, "").strip() or default
+
+
 def _bool(name: str, value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -82,78 +96,142 @@ def _bool(name: str, value: str) -> bool:
     raise SettingsError(f"{name} must be true or false, not {value!r}")
 
 
-def _int(name: str, value: str, *, minimum: int = 0) -> int:
+def _int(name: str, value: str, *, minimum: int = 0, maximum: int | None = None) -> int:
     try:
         number = int(value.strip())
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
     if number < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, not {number}")
+    if maximum is not None and number > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, not {number}")
     return number
 
 
+def _url(
+    name: str, env: Mapping[str, str], default: str, schemes: tuple[str, ...] | None = None
+) -> str:
+    """Return the variable, or `default` when unset; raise unless it is a URL of `schemes`."""
+    value = _get(env, name, "")
+    if not value:
+        return default
+    scheme, sep, _ = value.partition("://")
+    scheme = scheme.lower()
+    if not sep or not scheme or (schemes is not None and scheme not in schemes):
+        wanted = " or ".join(f"{s}://" for s in schemes) if schemes else "scheme://"
+        # The value may hold a password, so the message names the variable but never repeats it.
+        raise SettingsError(f"{name} must be a URL starting with {wanted}")
+    return value
+
+
+def _public_url(env: Mapping[str, str]) -> str:
+    value = _url("PUBLIC_URL", env, "http://localhost:8080", ("http", "https"))
+    if not urlsplit(value).hostname:
+        raise SettingsError(f"PUBLIC_URL must name a host, not {value!r}")
+    return value.rstrip("/")
+
+
+def _check_secret(name: str, secret: str) -> str:
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise SettingsError(f"{name} must be at least {MIN_SECRET_BYTES} bytes long")
+    return secret
+
+
+def _generated_secret(data_dir: Path) -> str:
+    """Return the development secret kept in DATA_DIR, making it on the first call."""
+    path = data_dir / SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # The gateway's workers, the Celery workers and Flower may all start at once on a fresh
+        # DATA_DIR: write the whole secret to a private file first, then link it into place in
+        # one step, so no process ever reads a half-written (or empty) secret.
+        tmp = data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48) + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # Another process was first; everyone uses its secret.
+        finally:
+            tmp.unlink(missing_ok=True)
+    secret = path.read_text().strip()
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise SettingsError(
+            f"JWT_SECRET: {path} holds fewer than {MIN_SECRET_BYTES} bytes; "
+            "delete it to make a new one"
+        )
+    return secret
+
+
 def _jwt_secret(env: Mapping[str, str], data_dir: Path, production: bool) -> str:
-    secret = env.get("JWT_SECRET", "")
+    secret = _get(env, "JWT_SECRET", "")
     if secret:
-        if len(secret.encode()) < MIN_SECRET_BYTES:
-            raise SettingsError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
-        return secret
+        if production and PLACEHOLDER in secret.lower():
+            raise SettingsError(
+                f"JWT_SECRET still holds the example's {PLACEHOLDER!r} value; set a random one"
+            )
+        return _check_secret("JWT_SECRET", secret)
     if production:
         raise SettingsError("JWT_SECRET is required when APP_ENV=production")
     # Development: generate the secret once and keep it beside the data, so tokens survive
     # restarts and no secret ever needs to be written into the repository.
-    path = data_dir / "jwt_secret"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+    return _generated_secret(data_dir)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``env`` (the process environment by default)."""
     env = os.environ if env is None else env
-    app_env = env.get("APP_ENV", "development").strip() or "development"
+    app_env = _get(env, "APP_ENV", "development")
     if app_env not in {"development", "production", "test"}:
         raise SettingsError(f"APP_ENV must be development, production or test, not {app_env!r}")
     production = app_env == "production"
     if production:
-        for name in PRODUCTION_REQUIRED:
-            if not env.get(name, "").strip():
-                raise SettingsError(f"{name} is required when APP_ENV=production")
+        # Name every missing variable at once, so an operator fixes them in one round.
+        missing = [name for name in PRODUCTION_REQUIRED if not _get(env, name, "")]
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            raise SettingsError(f"{', '.join(missing)} {verb} required when APP_ENV=production")
 
-    data_dir = Path(env.get("DATA_DIR", "./var")).expanduser().resolve()
+    data_dir = Path(_get(env, "DATA_DIR", "./var")).expanduser().resolve()
     broker_dir = data_dir / "broker"
     return Settings(
         app_env=app_env,
         data_dir=data_dir,
-        database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'users.db'}",
-        mongodb_uri=env.get("MONGODB_URI")
-        or f"mongodb://127.0.0.1:{DEFAULT_MONGO_PORT}/mp3?directConnection=true",
-        broker_url=env.get("CELERY_BROKER_URL") or f"filesystem://{broker_dir}",
-        smtp_host=env.get("SMTP_HOST") or "127.0.0.1",
-        smtp_port=_int("SMTP_PORT", env.get("SMTP_PORT") or str(DEFAULT_SMTP_SINK_PORT), minimum=1),
-        smtp_username=env.get("SMTP_USERNAME") or None,
+        database_url=_url("DATABASE_URL", env, f"sqlite:///{data_dir / 'users.db'}"),
+        mongodb_uri=_url("MONGODB_URI", env, DEFAULT_MONGODB_URI, MONGO_SCHEMES),
+        broker_url=_url("CELERY_BROKER_URL", env, f"filesystem://{broker_dir}"),
+        smtp_host=_get(env, "SMTP_HOST", "127.0.0.1"),
+        smtp_port=_int(
+            "SMTP_PORT",
+            _get(env, "SMTP_PORT", str(DEFAULT_SMTP_SINK_PORT)),
+            minimum=1,
+            maximum=65535,
+        ),
+        smtp_username=_get(env, "SMTP_USERNAME", "") or None,
         smtp_password=env.get("SMTP_PASSWORD") or None,
-        smtp_starttls=_bool("SMTP_STARTTLS", env.get("SMTP_STARTTLS", "false")),
-        mail_from=env.get("MAIL_FROM") or "MP3 converter <mp3@localhost>",
+        smtp_starttls=_bool("SMTP_STARTTLS", _get(env, "SMTP_STARTTLS", "false")),
+        mail_from=_get(env, "MAIL_FROM", "MP3 converter <mp3@localhost>"),
         jwt_secret=_jwt_secret(env, data_dir, production),
-        jwt_ttl_seconds=_int("JWT_TTL_SECONDS", env.get("JWT_TTL_SECONDS", "3600"), minimum=1),
-        public_url=(env.get("PUBLIC_URL") or "http://localhost:8080").rstrip("/"),
+        jwt_ttl_seconds=_int("JWT_TTL_SECONDS", _get(env, "JWT_TTL_SECONDS", "3600"), minimum=1),
+        public_url=_public_url(env),
         max_upload_bytes=_int(
-            "MAX_UPLOAD_BYTES", env.get("MAX_UPLOAD_BYTES", str(2 * 1024**3)), minimum=1
+            "MAX_UPLOAD_BYTES", _get(env, "MAX_UPLOAD_BYTES", str(2 * 1024**3)), minimum=1
         ),
-        ffmpeg_binary=env.get("FFMPEG_BINARY") or None,
-        keep_videos=_bool("KEEP_VIDEOS", env.get("KEEP_VIDEOS", "false")),
+        ffmpeg_binary=_get(env, "FFMPEG_BINARY", "") or None,
+        keep_videos=_bool("KEEP_VIDEOS", _get(env, "KEEP_VIDEOS", "false")),
         convert_time_limit=_int(
-            "CONVERT_TIME_LIMIT", env.get("CONVERT_TIME_LIMIT", "1500"), minimum=10
+            "CONVERT_TIME_LIMIT", _get(env, "CONVERT_TIME_LIMIT", "1500"), minimum=10
         ),
-        mp3_retention_days=_int("MP3_RETENTION_DAYS", env.get("MP3_RETENTION_DAYS", "7"), minimum=1),
+        mp3_retention_days=_int(
+            "MP3_RETENTION_DAYS", _get(env, "MP3_RETENTION_DAYS", "7"), minimum=1
+        ),
         login_max_failures=_int(
-            "LOGIN_MAX_FAILURES", env.get("LOGIN_MAX_FAILURES", "10"), minimum=1
+            "LOGIN_MAX_FAILURES", _get(env, "LOGIN_MAX_FAILURES", "10"), minimum=1
         ),
         login_lockout_seconds=_int(
-            "LOGIN_LOCKOUT_SECONDS", env.get("LOGIN_LOCKOUT_SECONDS", "300"), minimum=1
+            "LOGIN_LOCKOUT_SECONDS", _get(env, "LOGIN_LOCKOUT_SECONDS", "300"), minimum=1
         ),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, Integer, String
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -16,7 +17,15 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
+    # Binary on MySQL/MariaDB, whose default collations would take "bä@x" and "ba@x" for one
+    # email (migration 0002); the lower-casing above makes the index case-insensitive.
+    email: Mapped[str] = mapped_column(
+        String(254).with_variant(
+            mysql.VARCHAR(254, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+        ),
+        unique=True,
+        index=True,
+    )
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(

@@ -69,11 +69,16 @@ def check(token: str, secret: str) -> Identity:
         raise TokenError("the token's signature is not valid") from None
     except jwt.PyJWTError as exc:
         raise TokenError(f"the token is not valid: {exc}") from None
-    try:
-        return Identity(
-            user_id=int(claims["sub"]),
-            email=str(claims.get("email", "")),
-            admin=bool(claims.get("admin", False)),
-        )
-    except (TypeError, ValueError):
-        raise TokenError("the token's subject is not valid") from None
+    subject = claims["sub"]
+    # Only this service's own digits pass: a user id must also fit the 64-bit integers that
+    # MongoDB stores job owners as.
+    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
+        raise TokenError("the token's subject is not valid")
+    user_id = int(subject)
+    if user_id >= 2**63:
+        raise TokenError("the token's subject is not valid")
+    return Identity(
+        user_id=user_id,
+        email=str(claims.get("email", "")),
+        admin=claims.get("admin") is True,
+    )

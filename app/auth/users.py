@@ -11,6 +11,7 @@ from app.auth.passwords import hash_password, needs_rehash, verify_password
 from app.db import transaction
 
 MIN_PASSWORD_LENGTH = 8
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less its angle brackets
 
 
 class UserError(ValueError):
@@ -22,9 +23,7 @@ def create_user(
 ) -> User:
     """Add a user; raise UserError for a bad email, a short password or a taken email."""
     email = normalize_email(email)
-    local, _, domain = email.partition("@")
-    if not local or "." not in domain or len(email) > 254 or any(c.isspace() for c in email):
-        raise UserError(f"{email!r} is not an email address")
+    check_email(email)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     user = User(email=email, password_hash=hash_password(password), is_admin=admin)
@@ -34,6 +33,24 @@ def create_user(
     except IntegrityError:
         raise UserError(f"a user with the email {email} exists already") from None
     return user
+
+
+def check_email(email: str) -> None:
+    """Raise UserError unless `email` (normalized) looks like an address someone can log in with."""
+    local, _, domain = email.rpartition("@")
+    labels = domain.split(".")
+    if (
+        not local
+        or "@" in local
+        or len(email) > MAX_EMAIL_LENGTH
+        or not email.isprintable()
+        or any(c.isspace() for c in email)
+        # HTTP Basic splits "email:password" at the first colon: such a user could never log in.
+        or ":" in email
+        or len(labels) < 2
+        or not all(labels)
+    ):
+        raise UserError(f"{email!r} is not an email address")
 
 
 def find_user(sessions: sessionmaker[Session], email: str) -> User | None:
@@ -49,8 +66,13 @@ def authenticate(sessions: sessionmaker[Session], email: str, password: str) -> 
         return None
     assert user is not None
     if needs_rehash(user.password_hash):
+        new_hash = hash_password(password)
         with transaction(sessions) as session:
-            session.get(User, user.id).password_hash = hash_password(password)
+            stored = session.get(User, user.id)
+            if stored is None:
+                return None  # Deleted since the lookup: no token for a user who is gone.
+            stored.password_hash = new_hash
+        user.password_hash = new_hash
     return user
 
 
