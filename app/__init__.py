@@ -6,6 +6,7 @@ import sys
 from collections.abc import Mapping
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import db, errors
 from app.services import Services
@@ -35,13 +36,18 @@ def create_app(
     )
     if test_config:
         app.config.update(test_config)
+    if settings.trusted_proxy_hops:
+        # Behind the Ingress every request comes from the controller: without this, the login
+        # throttle would count every client's failures against one address.
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
     mongo_db = mongo.database(settings.mongodb_uri, settings.mongodb_database)
     try:
         ensure_indexes(mongo_db)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         # The gateway must start while MongoDB is down; /readyz reports it until it is back.
         app.logger.warning("could not create MongoDB indexes yet: %s", exc)
     app.extensions["mp3"] = Services(

@@ -71,6 +71,8 @@ class Settings:
     mp3_retention_days: int
     login_max_failures: int
     login_lockout_seconds: int
+    #: How many reverse proxies (the Ingress) stand before the gateway and set X-Forwarded-*.
+    trusted_proxy_hops: int = 0
 
     @property
     def production(self) -> bool:
@@ -233,5 +235,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         login_lockout_seconds=_int(
             "LOGIN_LOCKOUT_SECONDS", _get(env, "LOGIN_LOCKOUT_SECONDS", "300"), minimum=1
+        ),
+        trusted_proxy_hops=_int(
+            "TRUSTED_PROXY_HOPS", _get(env, "TRUSTED_PROXY_HOPS", "0"), minimum=0, maximum=5
         ),
     )

@@ -50,6 +50,21 @@ def remove_orphan_chunks(database: Database, grace: timedelta = ORPHAN_GRACE) ->
     return removed
 
 
+#: Failed-login counters are forgotten after this long without a failure, except hard locks,
+#: which only an operator lifts (`flask --app app users unlock`).
+THROTTLE_MEMORY = timedelta(days=7)
+
+
+def forget_old_login_failures(database: Database, memory: timedelta = THROTTLE_MEMORY) -> int:
+    """Delete login-throttle counters idle for `memory`; unknown emails would pile up otherwise."""
+    cutoff = jobs.now() - memory
+    return (
+        database["login_throttle"]
+        .delete_many({"last_failure": {"$lt": cutoff}, "hard_locked": {"$ne": True}})
+        .deleted_count
+    )
+
+
 @shared_task(name="tasks.maintenance.sweep")
 def sweep() -> dict[str, int]:
     """Run every clean-up once and return what each removed."""
@@ -58,6 +73,7 @@ def sweep() -> dict[str, int]:
         "mp3s": expire_mp3s(database, settings().mp3_retention_days),
         "orphan_chunks": remove_orphan_chunks(database),
         "tmp_dirs": sweep_stale_tmp(),
+        "login_counters": forget_old_login_failures(database),
     }
     log.info("swept", extra=result)
     return result

@@ -54,6 +54,19 @@ def test_the_sweep_removes_what_is_stale_and_keeps_what_is_not(mongo_db, worker,
     live = Path(stack_env["TMPDIR"]) / "mp3-job-1-live"  # pid 1 exists: a job under way.
     live.mkdir(exist_ok=True)
 
+    # Failed-login counters: an old one goes, a hard lock stays until an operator lifts it.
+    old = datetime.now(UTC) - timedelta(days=8)
+    throttle = mongo_db["login_throttle"]
+    throttle.insert_one({"_id": "account:gone@example.test", "failures": 3, "last_failure": old})
+    throttle.insert_one(
+        {
+            "_id": "account:locked@example.test",
+            "failures": 100,
+            "hard_locked": True,
+            "last_failure": old,
+        }
+    )
+
     sweep.apply_async()
 
     wait_until(lambda: not stale.exists(), timeout=30, what="the sweep to run")
@@ -64,4 +77,6 @@ def test_the_sweep_removes_what_is_stale_and_keeps_what_is_not(mongo_db, worker,
     assert mongo_db["mp3s.files"].count_documents({"_id": new_job}) == 1
     assert mongo_db["videos.chunks"].count_documents({"files_id": orphan}) == 0
     assert mongo_db["videos.chunks"].count_documents({"files_id": young}) == 1
+    assert throttle.count_documents({"_id": "account:gone@example.test"}) == 0
+    assert throttle.count_documents({"_id": "account:locked@example.test"}) == 1
     live.rmdir()
