@@ -7,9 +7,10 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     """Register the gateway's blueprints on the app."""
-    from app.gateway import health, jobs, openapi, upload
+    from app.gateway import admin, health, jobs, openapi, upload
 
     app.register_blueprint(upload.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(admin.bp)

@@ -14,6 +14,7 @@ from bson import ObjectId
 from flask import Blueprint, Response, g, jsonify, request, url_for
 from kombu.exceptions import KombuError, OperationalError
 from pymongo.errors import PyMongoError
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from app.auth.guard import jwt_required
@@ -35,7 +36,9 @@ FRAMING_BYTES = 64 * 1024
 def clean_filename(raw: str | None) -> str:
     """Return a safe display name: no directories, no control characters, at most 200 chars."""
     name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in unicodedata.normalize("NFC", name) if unicodedata.category(c)[0] != "C")
+    name = "".join(
+        c for c in unicodedata.normalize("NFC", name) if unicodedata.category(c)[0] != "C"
+    )
     name = name.strip().lstrip(".") or "video"
     return name[:200]
 
@@ -47,7 +50,9 @@ def _options(fields: dict[str, str]) -> tuple[int | None, int | None]:
         raise ApiError(400, "bad_request", "give either bitrate or quality, not both")
     if bitrate is not None:
         if not re.fullmatch(r"\d{2,3}", bitrate) or not 32 <= int(bitrate) <= 320:
-            raise ApiError(400, "bad_request", "bitrate must be a whole number from 32 to 320 (kbit/s)")
+            raise ApiError(
+                400, "bad_request", "bitrate must be a whole number from 32 to 320 (kbit/s)"
+            )
         return int(bitrate), None
     if quality is not None:
         if not re.fullmatch(r"\d", quality):
@@ -70,11 +75,17 @@ class _Receiver:
         self._in_file = False
 
     def run(self, boundary: bytes) -> None:
-        # The decoder buffers at most one read plus a boundary, since every event is drained at once.
+        # The decoder buffers at most one read plus a boundary: every event is drained at once.
         decoder = MultipartDecoder(boundary, max_form_memory_size=READ_SIZE + FRAMING_BYTES)
         stream = request.stream
         while True:
-            chunk = stream.read(READ_SIZE)
+            try:
+                chunk = stream.read(READ_SIZE)
+            except Exception as exc:
+                # A body the server cannot read (gunicorn raises its own ParseException for a
+                # malformed chunk, werkzeug ClientDisconnected for a short one) is the client's
+                # doing: answered 400 like any other unreadable upload, never a 500.
+                raise OSError(f"the request body is broken ({type(exc).__name__})") from exc
             decoder.receive_data(chunk or None)
             event = decoder.next_event()
             while not isinstance(event, NeedData | Epilogue):
@@ -110,7 +121,9 @@ class _Receiver:
     def _file_data(self, data: bytes, more: bool) -> None:
         self.size += len(data)
         if self.size > self.limit:
-            raise ApiError(413, "too_large", f"the file is larger than the limit of {self.limit} bytes")
+            raise ApiError(
+                413, "too_large", f"the file is larger than the limit of {self.limit} bytes"
+            )
         if self.grid_in is not None:
             self.grid_in.write(data)
             return
@@ -149,7 +162,9 @@ def upload() -> Response:
     if request.content_length is not None and request.content_length > limit + FRAMING_BYTES:
         raise ApiError(413, "too_large", f"the file is larger than the limit of {limit} bytes")
     if request.mimetype != "multipart/form-data" or "boundary" not in request.mimetype_params:
-        raise ApiError(400, "bad_request", "send the file as multipart/form-data (curl -F 'file=@video.mp4')")
+        raise ApiError(
+            400, "bad_request", "send the file as multipart/form-data (curl -F 'file=@video.mp4')"
+        )
     job_id = ObjectId()
     logs.bind(job_id=job_id)
     receiver = _Receiver(job_id, limit)
@@ -160,10 +175,16 @@ def upload() -> Response:
     except ApiError:
         receiver.abort()
         raise
+    except RequestEntityTooLarge:
+        # The decoder's own cap: a preamble or part headers that never end.
+        receiver.abort()
+        raise ApiError(400, "bad_request", "the multipart body is malformed") from None
     except PyMongoError as exc:
         receiver.abort()
         log.error("storage unavailable during upload", extra={"error": str(exc)})
-        raise ApiError(503, "storage_unavailable", "file storage is unavailable; try again soon") from None
+        raise ApiError(
+            503, "storage_unavailable", "file storage is unavailable; try again soon"
+        ) from None
     except (ValueError, OSError) as exc:
         # A malformed body or a client that went away mid-upload.
         receiver.abort()
@@ -176,9 +197,12 @@ def upload() -> Response:
         )
     except PyMongoError:
         mongo.delete_file(mongo.videos(svc.mongo), job_id)
-        raise ApiError(503, "storage_unavailable", "file storage is unavailable; try again soon") from None
+        raise ApiError(
+            503, "storage_unavailable", "file storage is unavailable; try again soon"
+        ) from None
     _publish(job_id)
-    log.info("upload accepted", extra={"bytes": receiver.size, "filename": receiver.filename})
+    # `filename` is a LogRecord attribute of its own, so the upload's name goes under another key.
+    log.info("upload accepted", extra={"bytes": receiver.size, "upload_name": receiver.filename})
     status_url = url_for("jobs.get_job", job_id=str(job_id))
     response = jsonify(job_id=str(job_id), status_url=status_url)
     response.status_code = 202
@@ -188,11 +212,13 @@ def upload() -> Response:
 
 def _publish(job_id: ObjectId) -> None:
     """Publish the job's chain, or undo the upload and answer 503."""
+    from app import metrics
     from tasks.pipeline import enqueue
 
     try:
         enqueue(str(job_id))
     except (OperationalError, KombuError, OSError) as exc:
+        metrics.PUBLISH_FAILURES.inc()
         log.error("queue unavailable; upload undone", extra={"error": str(exc)})
         db = services().mongo
         try:
@@ -200,4 +226,5 @@ def _publish(job_id: ObjectId) -> None:
             mongo.delete_file(mongo.videos(db), job_id)
         except PyMongoError:
             log.exception("could not undo an upload whose job was not queued")
-        raise ApiError(503, "queue_unavailable", "the conversion queue is unavailable; try again soon") from None
+        raise ApiError(503, "queue_unavailable",
+                       "the conversion queue is unavailable; try again soon") from None

@@ -57,10 +57,12 @@ def test_the_sweep_removes_what_is_stale_and_keeps_what_is_not(mongo_db, worker,
     # Failed-login counters: an old one goes, a hard lock stays until an operator lifts it.
     old = datetime.now(UTC) - timedelta(days=8)
     throttle = mongo_db["login_throttle"]
-    throttle.insert_one({"_id": "account:gone@example.test", "failures": 3, "last_failure": old})
+    throttle.insert_one(
+        {"_id": f"account:gone-{old_job}@example.test", "failures": 3, "last_failure": old}
+    )
     throttle.insert_one(
         {
-            "_id": "account:locked@example.test",
+            "_id": f"account:locked-{old_job}@example.test",
             "failures": 100,
             "hard_locked": True,
             "last_failure": old,
@@ -77,6 +79,6 @@ def test_the_sweep_removes_what_is_stale_and_keeps_what_is_not(mongo_db, worker,
     assert mongo_db["mp3s.files"].count_documents({"_id": new_job}) == 1
     assert mongo_db["videos.chunks"].count_documents({"files_id": orphan}) == 0
     assert mongo_db["videos.chunks"].count_documents({"files_id": young}) == 1
-    assert throttle.count_documents({"_id": "account:gone@example.test"}) == 0
-    assert throttle.count_documents({"_id": "account:locked@example.test"}) == 1
+    assert throttle.count_documents({"_id": f"account:gone-{old_job}@example.test"}) == 0
+    assert throttle.count_documents({"_id": f"account:locked-{old_job}@example.test"}) == 1
     live.rmdir()
