@@ -24,6 +24,7 @@ import honcho.manager
 from honcho.environ import parse_procfile
 from honcho.printer import Message
 
+from app.supervisor import STOP_GRACE, Manager, wait_for
 from core.settings import DEFAULT_MONGO_PORT, DEFAULT_SMTP_SINK_PORT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,6 @@ The MP3 converter is ready:
 Ctrl-C stops everything.
 """
 #: Seconds a service gets to stop after the first one has stopped, before it is killed.
-STOP_GRACE = 20
 
 
 class UpError(RuntimeError):
@@ -252,38 +252,6 @@ def announce(stack: Plan, say, timeout: float = 180) -> None:  # type: ignore[no
     ))  # fmt: skip
 
 
-class Manager(honcho.manager.Manager):
-    """honcho's manager, stopping the services before the servers they use, leaders first."""
-
-    #: Stopped only once the others have: a worker that is cancelling still writes to MongoDB.
-    servers = ("mongodb", "mail")
-
-    def _killall(self, force: bool = False) -> None:
-        if force:
-            # SIGKILL goes to whole groups, so that nothing is left behind.
-            self._signal(self._processes, signal.SIGKILL, group=True)
-            return
-        # The leader alone gets SIGTERM: gunicorn and celery then stop their own children.
-        services = {n: p for n, p in self._processes.items() if n not in self.servers}
-        self._signal(services, signal.SIGTERM)
-        threading.Thread(target=self._stop_servers, args=(services,), daemon=True).start()
-
-    def _stop_servers(self, services: dict) -> None:
-        deadline = time.monotonic() + STOP_GRACE / 2
-        while any("returncode" not in p for p in services.values()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self._signal(
-            {n: p for n, p in self._processes.items() if n in self.servers}, signal.SIGTERM
-        )
-
-    @staticmethod
-    def _signal(processes: dict, signum: int, group: bool = False) -> None:
-        for proc in processes.values():
-            if "pid" in proc and "returncode" not in proc:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    (os.killpg if group else os.kill)(proc["pid"], signum)
-
-
 def run(stack: Plan) -> int:
     """Run every process until Ctrl-C, or until one of them stops; return the exit status."""
     honcho.manager.KILL_WAIT = STOP_GRACE  # honcho reads its grace period from this global.
@@ -313,19 +281,6 @@ def run(stack: Plan) -> int:
                 os.killpg(proc["pid"], signal.SIGKILL)  # Whatever a stopped leader left behind.
     # Stopped as asked (Ctrl-C, SIGTERM): a success, not make's "Error 130".
     return 0 if manager.returncode in (130, 143) else manager.returncode or 0
-
-
-def wait_for(addresses: list[str], timeout: float = 60) -> bool:
-    """Wait until every host:port accepts connections; return whether they all did in time."""
-    deadline = time.monotonic() + timeout
-    for host, _, port in (address.rpartition(":") for address in addresses):
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection((host, int(port)), 1):
-                break
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.2)
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:
