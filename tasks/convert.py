@@ -46,13 +46,24 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def process_gone(pid: int) -> bool:
+    """Return whether the process no longer runs; a zombie counts as gone.
+
+    Where PID 1 does not reap orphans, a killed pool process stays a zombie for good.
+    """
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def _holder_is_dead(holder: str | None) -> bool:
-    # A lease held by a process of this host that no longer exists (its worker was killed) can be
+    # A lease held by a process of this host that no longer runs (its worker was killed) can be
     # taken over at once instead of waiting for it to run out.
     if not holder or ":" not in holder:
         return False
     host, _, pid = holder.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
+    return host == socket.gethostname() and pid.isdigit() and process_gone(int(pid))
 
 
 def _claim(database, job_id, me: str) -> dict | None:
@@ -228,7 +239,7 @@ def sweep_stale_tmp(max_age: float = 6 * 3600) -> int:
             old = time.time() - path.stat().st_mtime > max_age
         except FileNotFoundError:
             continue
-        if old or (pid.isdigit() and not psutil.pid_exists(int(pid))):
+        if old or (pid.isdigit() and process_gone(int(pid))):
             shutil.rmtree(path, ignore_errors=True)
             removed += 1
     return removed

@@ -61,10 +61,14 @@ def test_sigkill_mid_conversion_ten_times_loses_and_duplicates_nothing(
         # A killed job's message is requeued at the head of the queue; kill each job once only,
         # so that none reaches the poison limit.
         running = ffmpeg_processes(chaos)
-        job = db.jobs.find_one({"status": "converting", "progress": {"$gt": 0}})
-        if running and job and str(job["_id"]) not in killed:
-            return running, str(job["_id"])
-        return None
+        job = db.jobs.find_one(
+            {
+                "status": "converting",
+                "progress": {"$gt": 0},
+                "_id": {"$nin": [ObjectId(j) for j in killed]},
+            }
+        )
+        return (running, str(job["_id"])) if running and job else None
 
     for round_ in range(10):
         # Kill what runs the conversion: the pool process on even rounds, the whole worker
