@@ -93,25 +93,8 @@ class Stack:
         self.exit.close()
 
     def _start_gateway(self) -> None:
-        port = servers.free_port()
-        env = {**self.env, "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
-               "METRICS_PORT": str(servers.free_port())}
-        self.gateway = ServiceProcess(
-            "gateway",
-            [str(servers.VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "app:create_app()"],
-            env, self.dir,
-        ).start()
-        self.url = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            if self.gateway.proc.poll() is not None:
-                raise RuntimeError(f"the gateway exited:\n{self.gateway.log()[-3000:]}")
-            try:
-                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, timeout=90, what="the gateway to answer /healthz", every=0.2)
+        self.gateway = servers.Gateway("gateway", self.env, self.dir).start(timeout=90)
+        self.url = self.gateway.url
 
     def _login(self) -> None:
         email = f"bench-{uuid.uuid4().hex[:8]}@example.test"
@@ -126,16 +109,8 @@ class Stack:
 
     def start_worker(self, name: str, *, queues: str = "convert,notify") -> ServiceProcess:
         """Start `celery -A tasks worker` with one pool process, as production's Deployment does."""
-        argv = [
-            str(servers.VENV_BIN / "celery"), "-A", "tasks", "worker", "-Q", queues,
-            "--hostname", f"{name}@%h", "--concurrency", "1", "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle",
-        ]
-        worker = ServiceProcess(name, argv, self.env, self.dir).start()
-        wait_until(lambda: "ready." in worker.log() or worker.proc.poll() is not None,
-                   timeout=90, what=f"worker {name} to be ready", every=0.2)
-        if worker.proc.poll() is not None:
-            raise RuntimeError(f"worker {name} exited at start:\n{worker.log()[-3000:]}")
+        argv = servers.worker_argv(name, queues, concurrency=1)
+        worker = ServiceProcess(name, argv, self.env, self.dir).start_worker()
         self.workers[name] = worker
         return worker
 

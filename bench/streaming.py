@@ -158,7 +158,7 @@ def sequential(bucket, oid, argv_for, workdir: Path) -> dict:  # type: ignore[no
     src, dst = workdir / "seq-video", workdir / "seq.mp3"
     started, cpu0 = time.perf_counter(), _self_cpu()
     copy0 = time.perf_counter()
-    mongo.copy_to_file(bucket, oid, str(src))
+    mongo.copy_to_file(bucket._chunks.database, bucket._collection.name, oid, str(src))
     copy_s = time.perf_counter() - copy0
     copy_cpu = _self_cpu() - cpu0
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
