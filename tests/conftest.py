@@ -15,11 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support import servers
-from tests.support.servers import ServiceProcess, ServiceUnavailable, wait_until
+from tests.support.servers import ServiceProcess, ServiceUnavailable
 
 PASSWORD = "correct horse battery staple"
 
@@ -191,32 +190,13 @@ class Worker(ServiceProcess):
         return self
 
 
-def worker_argv(name: str, queues: str = "convert,notify", concurrency: int = 2) -> list[str]:
-    return [
-        str(servers.VENV_BIN / "celery"),
-        "-A",
-        "tasks",
-        "worker",
-        "-Q",
-        queues,
-        "--hostname",
-        f"{name}@%h",
-        "--concurrency",
-        str(concurrency),
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-
-
 @pytest.fixture(scope="session")
 def worker(stack_env: dict[str, str], run_dir: Path) -> Iterator[Worker]:
     """The run's one shared worker; a second session worker would race it for the same messages."""
     if _started_workers:
         raise RuntimeError(f"a shared worker is already running ({_started_workers}); use it")
     _started_workers.append("worker")
-    proc = Worker("worker", worker_argv("worker"), stack_env, run_dir)
+    proc = Worker("worker", servers.worker_argv("worker", concurrency=2), stack_env, run_dir)
     proc.start_worker()
     yield proc
     proc.stop()
@@ -225,32 +205,10 @@ def worker(stack_env: dict[str, str], run_dir: Path) -> Iterator[Worker]:
 @pytest.fixture(scope="session")
 def live_gateway(stack_env: dict[str, str], run_dir: Path) -> Iterator[str]:
     """The gateway under gunicorn, as production runs it; yields its base URL."""
-    port = servers.free_port()
-    env = {
-        **stack_env,
-        "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
-        "METRICS_PORT": str(servers.free_port()),
-    }
-    proc = ServiceProcess(
-        "gateway",
-        [str(servers.VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "app:create_app()"],
-        env,
-        run_dir,
-    ).start()
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if proc.proc.poll() is not None:
-            raise AssertionError(f"the gateway exited:\n{proc.log()[-3000:]}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(healthy, timeout=60, what="the gateway to answer /healthz")
-    live_gateway_process.append(proc)
-    yield base
-    proc.stop()
+    gateway = servers.Gateway("gateway", stack_env, run_dir).start()
+    live_gateway_process.append(gateway)
+    yield gateway.url
+    gateway.stop()
 
 
 #: The gateway's ServiceProcess, for tests that read its log or its memory.

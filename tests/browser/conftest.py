@@ -17,7 +17,6 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from tests.conftest import PASSWORD, basic
 from tests.support import servers
-from tests.support.servers import ServiceProcess, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -112,47 +111,12 @@ def log_in(page: Page, base: str, user: WebUser) -> None:
     expect(page.locator("#jobs-loading")).to_be_hidden()
 
 
-class SmallGateway:
-    """A gunicorn gateway of its own, with a small upload limit, that a test may stop and start."""
-
-    def __init__(self, stack_env: dict[str, str], run_dir: Path) -> None:
-        self.port = servers.free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {
-            **stack_env,
-            "MAX_UPLOAD_BYTES": str(SMALL_LIMIT),
-            "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
-            "GUNICORN_WORKERS": "1",
-            "GUNICORN_THREADS": "4",
-            "METRICS_PORT": str(servers.free_port()),
-        }
-        argv = [
-            str(servers.VENV_BIN / "gunicorn"),
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "app:create_app()",
-        ]
-        self.process = ServiceProcess("gateway-small", argv, env, run_dir)
-
-    def start(self) -> SmallGateway:
-        self.process.start()
-        wait_until(self._healthy, timeout=60, what="the small gateway to answer /healthz")
-        return self
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def _healthy(self) -> bool:
-        if self.process.proc.poll() is not None:
-            raise AssertionError(f"the small gateway exited:\n{self.process.log()[-3000:]}")
-        try:
-            return httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-
 @pytest.fixture(scope="module")
-def small_gateway(stack_env: dict[str, str], run_dir: Path) -> Iterator[SmallGateway]:
-    gateway = SmallGateway(stack_env, run_dir).start()
+def small_gateway(stack_env: dict[str, str], run_dir: Path) -> Iterator[servers.Gateway]:
+    """A gateway of its own with a small upload limit, which a test may stop and start."""
+    gateway = servers.Gateway(
+        "gateway-small", stack_env, run_dir,
+        MAX_UPLOAD_BYTES=str(SMALL_LIMIT), GUNICORN_WORKERS="1", GUNICORN_THREADS="4",
+    ).start()  # fmt: skip
     yield gateway
     gateway.stop()

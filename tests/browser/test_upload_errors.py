@@ -61,18 +61,18 @@ def test_not_a_video_shows_the_415_message(page, live_gateway, user, tmp_path, a
 def test_too_large_shows_the_limit(page, small_gateway, user, tmp_path):
     big = tmp_path / "long film.mp4"
     big.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * (SMALL_LIMIT + 1))
-    log_in(page, small_gateway.base, user)
+    log_in(page, small_gateway.url, user)
     expect(page.locator("#file-hint")).to_contain_text("Up to 100 KB each")
     page.set_input_files("#file-input", str(big))
     expect(page.locator(".upload").get_by_role("alert")).to_have_text(
         "“long film.mp4” is too large: files can be up to 100 KB."
     )
-    assert page.request.get(f"{small_gateway.base}/jobs").json()["total"] == 0
+    assert page.request.get(f"{small_gateway.url}/jobs").json()["total"] == 0
 
 
 def test_lost_connection_is_reported_and_recovered(page, small_gateway, worker, user, tmp_path):
     clip = make_video(tmp_path, "mp4", name="interview.mp4")
-    log_in(page, small_gateway.base, user)
+    log_in(page, small_gateway.url, user)
     small_gateway.stop()
     try:
         page.set_input_files("#file-input", str(clip))

@@ -32,7 +32,7 @@ from core import jobs
 from tests.security.canaries import CanaryServer, FileWatch, Trace
 from tests.support import servers
 from tests.support.media import FFMPEG, make_video
-from tests.support.servers import ServiceProcess, wait_until
+from tests.support.servers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -486,33 +486,12 @@ def test_one_file_under_any_field_name_is_taken(client, auth, video_bytes) -> No
 @pytest.fixture(scope="module")
 def small_gateway(stack_env, run_dir):
     """A gunicorn gateway (the production server) that takes files up to SMALL_LIMIT bytes."""
-    port = servers.free_port()
-    env = {
-        **stack_env,
-        "MAX_UPLOAD_BYTES": str(SMALL_LIMIT),
-        "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
-        "GUNICORN_WORKERS": "1",
-        "METRICS_PORT": str(servers.free_port()),
-    }
-    proc = ServiceProcess(
-        "gateway-small-limit",
-        [str(servers.VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "app:create_app()"],
-        env,
-        run_dir,
-    ).start()
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if proc.proc.poll() is not None:
-            raise AssertionError(f"the gateway exited:\n{proc.log()[-3000:]}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(healthy, timeout=60, what="the small-limit gateway to answer /healthz")
-    yield base, port
-    proc.stop()
+    gateway = servers.Gateway(
+        "gateway-small-limit", stack_env, run_dir,
+        MAX_UPLOAD_BYTES=str(SMALL_LIMIT), GUNICORN_WORKERS="1",
+    ).start()  # fmt: skip
+    yield gateway.url, gateway.port
+    gateway.stop()
 
 
 def _chunks(size: int, head: bytes):

@@ -271,3 +271,47 @@ class ServiceProcess:
         if self.proc.poll() is not None:
             raise AssertionError(f"{self.name} exited at start:\n{self.log_since_start()[-3000:]}")
         return self
+
+
+def worker_argv(hostname: str, queues: str = "convert,notify", concurrency: int = 1) -> list[str]:
+    """Return the command of a real `celery -A tasks worker` on the queues."""
+    return [
+        str(VENV_BIN / "celery"), "-A", "tasks", "worker", "-Q", queues,
+        "--hostname", f"{hostname}@%h", "--concurrency", str(concurrency),
+        "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
+class Gateway(ServiceProcess):
+    """The gateway under gunicorn, as production runs it, on a free port of its own.
+
+    `start()` returns once it answers /healthz, so a test may also stop and start it again.
+    """
+
+    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path, **overrides: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **env,
+            "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
+            "METRICS_PORT": str(free_port()),
+            **overrides,
+        }
+        argv = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "app:create_app()"]
+        super().__init__(name, argv, env, log_dir)
+
+    def start(self, timeout: float = 60) -> Gateway:
+        super().start()
+        wait_until(self._healthy, timeout=timeout, what=f"{self.name} to answer /healthz",
+                   every=0.2)  # fmt: skip
+        return self
+
+    def _healthy(self) -> bool:
+        import httpx
+
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited:\n{self.log_since_start()[-3000:]}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False

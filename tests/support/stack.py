@@ -49,50 +49,14 @@ class Stack:
         return MongoClient(settings.mongodb_uri, tz_aware=True)[settings.mongodb_database]
 
     def start_gateway(self) -> Stack:
-        port = servers.free_port()
-        env = {
-            **self.env,
-            "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
-            "METRICS_PORT": str(servers.free_port()),
-        }
-        self.gateway = ServiceProcess(
-            f"{self.name}-gateway",
-            [str(servers.VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "app:create_app()"],
-            env,
-            self.dir,
-        ).start()
-        self.url = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            if self.gateway.proc.poll() is not None:
-                raise AssertionError(f"the gateway exited:\n{self.gateway.log()[-3000:]}")
-            try:
-                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, timeout=60, what=f"{self.name}'s gateway")
+        self.gateway = servers.Gateway(f"{self.name}-gateway", self.env, self.dir).start()
+        self.url = self.gateway.url
         return self
 
     def start_worker(
         self, name: str = "w1", queues: str = "convert,notify", concurrency: int = 1
     ) -> ServiceProcess:
-        argv = [
-            str(servers.VENV_BIN / "celery"),
-            "-A",
-            "tasks",
-            "worker",
-            "-Q",
-            queues,
-            "--hostname",
-            f"{self.name}-{name}@%h",
-            "--concurrency",
-            str(concurrency),
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-        ]
+        argv = servers.worker_argv(f"{self.name}-{name}", queues, concurrency)
         worker = ServiceProcess(f"{self.name}-{name}", argv, self.env, self.dir).start_worker()
         self.workers[name] = worker
         return worker
