@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,10 @@ from .manifests import (
     KEDA_OVERLAY,
     OVERLAYS,
     Doc,
+    compose_config_run,
     filled_in,
     make_workspace,
     render,
-    tool_env,
 )
 
 ALL_OVERLAYS = (*OVERLAYS, KEDA_OVERLAY)
@@ -69,21 +68,6 @@ def compose_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def compose_config(compose: list[str], compose_env_file: Path) -> dict:
     """docker/compose.yaml as Compose resolves it, with filled-in secrets as docker/.env."""
-    done = subprocess.run(
-        [
-            *compose,
-            "-f",
-            str(DOCKER / "compose.yaml"),
-            "--env-file",
-            str(compose_env_file),
-            "config",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=tool_env(),
-    )
+    done = compose_config_run(compose, compose_env_file, "--format", "json")
     assert done.returncode == 0, f"docker compose config failed:\n{done.stderr}"
     return json.loads(done.stdout)

@@ -471,6 +471,16 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+def compose_config_run(
+    compose: list[str], env_file: Path | str, *args: str, check: bool = False
+) -> subprocess.CompletedProcess:
+    """Run `compose -f docker/compose.yaml --env-file ENV config ARGS` in a clean environment."""
+    argv = [*compose, "-f", str(DOCKER / "compose.yaml"), "--env-file", str(env_file), "config"]
+    return subprocess.run(
+        [*argv, *args], capture_output=True, text=True, check=check, env=tool_env()
+    )
+
+
 def go_duration(value: str) -> float:
     """Return the seconds of a Go duration as Compose prints it (`30m0s`, `1h0m0s`, `90s`)."""
     match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", value)

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from .manifests import DOCKER, K8S, REPO, go_duration, image_repository, read_env_file, tool_env
+from .manifests import (
+    DOCKER,
+    K8S,
+    REPO,
+    compose_config_run,
+    go_duration,
+    image_repository,
+    read_env_file,
+    tool_env,
+)
 
 pytestmark = pytest.mark.k8s
 
@@ -115,21 +124,7 @@ def test_dockerignore_lets_no_secret_or_local_data_into_the_build() -> None:
 
 
 def test_compose_file_is_valid(compose: list[str], compose_env_file: Path) -> None:
-    done = subprocess.run(
-        [
-            *compose,
-            "-f",
-            str(DOCKER / "compose.yaml"),
-            "--env-file",
-            str(compose_env_file),
-            "config",
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=tool_env(),
-    )
+    done = compose_config_run(compose, compose_env_file, "-q")
     assert done.returncode == 0, done.stderr
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from . import fetch_tools
-from .manifests import DOCKER, OVERLAYS, render, tool_env
+from .manifests import OVERLAYS, compose_config_run, render
 
 pytestmark = pytest.mark.k8s
 
@@ -28,20 +28,7 @@ def test_the_fetched_compose_resolves_what_the_installed_one_does(
     compose: list[str], compose_env_file: Path
 ) -> None:
     def config(command: list[str]) -> dict:
-        done = subprocess.run(
-            [
-                *command,
-                "-f",
-                str(DOCKER / "compose.yaml"),
-                "--env-file",
-                str(compose_env_file),
-                "config",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=tool_env(),
-        )
+        done = compose_config_run(command, compose_env_file, check=True)
         return yaml.safe_load(done.stdout)
 
     assert config([str(fetch_tools.fetch("docker-compose"))]) == config(compose)
