@@ -142,6 +142,14 @@ def claim(db: Database, job_id: ObjectId, *, worker: str, lease_seconds: float) 
     )
 
 
+def release(db: Database, job_id: ObjectId, holder: str | None) -> None:
+    """Drop the lease `holder` has on a converting job, so that the next delivery can claim it."""
+    collection(db).update_one(
+        {"_id": job_id, "status": CONVERTING, "worker": holder},
+        {"$set": {"lease_until": None, "worker": None}},
+    )
+
+
 def report_progress(
     db: Database, job_id: ObjectId, progress: int, *, worker: str, lease_seconds: float
 ) -> dict | None:

@@ -66,20 +66,16 @@ def _holder_is_dead(holder: str | None) -> bool:
     return host == socket.gethostname() and pid.isdigit() and process_gone(int(pid))
 
 
-def _claim(database, job_id, me: str) -> dict | None:
+def _claim(database, job_id, me: str) -> tuple[dict | None, dict | None]:
+    """Claim the job; return (the claimed job, None), or (None, the job as it stands)."""
     job = jobs.claim(database, job_id, worker=me, lease_seconds=LEASE_SECONDS)
-    if job is None:
-        current = jobs.get(database, job_id)
-        if (
-            current
-            and current["status"] == jobs.CONVERTING
-            and _holder_is_dead(current.get("worker"))
-        ):
-            database["jobs"].update_one(
-                {"_id": job_id, "worker": current.get("worker")}, {"$set": {"lease_until": None}}
-            )
-            job = jobs.claim(database, job_id, worker=me, lease_seconds=LEASE_SECONDS)
-    return job
+    if job is not None:
+        return job, None
+    current = jobs.get(database, job_id)
+    if current and current["status"] == jobs.CONVERTING and _holder_is_dead(current.get("worker")):
+        jobs.release(database, job_id, current.get("worker"))
+        job = jobs.claim(database, job_id, worker=me, lease_seconds=LEASE_SECONDS)
+    return job, None if job is not None else current
 
 
 @shared_task(
@@ -97,9 +93,8 @@ def convert(self, job_id: str) -> str:
     database = db()
     oid = jobs.parse_id(job_id)
     me = worker_identity()
-    job = _claim(database, oid, me)
+    job, current = _claim(database, oid, me)
     if job is None:
-        current = jobs.get(database, oid)
         if current is None or current["status"] in jobs.TERMINAL:
             # Cancelled, deleted, or finished by an earlier delivery of this same message.
             log.info(
@@ -131,7 +126,7 @@ def convert(self, job_id: str) -> str:
         return job_id
     except ffmpeg.FfmpegCrashed as exc:
         # Perhaps the machine, perhaps the input: retry, and let MAX_ATTEMPTS bound it.
-        database["jobs"].update_one({"_id": oid}, {"$set": {"lease_until": None, "worker": None}})
+        jobs.release(database, oid, me)
         raise self.retry(exc=exc, countdown=1, max_retries=MAX_ATTEMPTS) from exc
     except ffmpeg.MediaError as exc:
         jobs.fail(database, oid, str(exc))
