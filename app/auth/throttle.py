@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from core.jobs import now
 
@@ -123,15 +124,33 @@ def _wait(until: datetime | None, moment: datetime) -> int | None:
     return max(1, math.ceil((until - moment).total_seconds()))
 
 
+def _count_one(throttle: Collection, key: str) -> dict:
+    """Add one failure under the key, making its document if there is none; return it after.
+
+    Two steps rather than one upserting find_one_and_update: parallel upserts of a new key may
+    all apply their increment yet some be answered with no document (SecantusDB does this; and
+    MongoDB may refuse one with a duplicate key), and an increment cannot be safely retried. An
+    upsert that only creates the document can be: it changes nothing when the document exists.
+    """
+    while True:
+        try:
+            throttle.update_one(
+                {"_id": key}, {"$setOnInsert": {"failures": 0, "lockouts": 0}}, upsert=True
+            )
+        except DuplicateKeyError:
+            pass  # a parallel attempt made it
+        doc = throttle.find_one_and_update(
+            {"_id": key}, {"$inc": {"failures": 1}}, return_document=ReturnDocument.AFTER
+        )
+        if doc is not None:
+            return doc
+        # A right password or an operator deleted it between the steps: make it again.
+
+
 def _take(throttle: Collection, count: _Count, lockout_seconds: int) -> None:
     """Number this attempt under the key; raise Throttled (counting nothing) if it must wait."""
     moment = now()
-    doc = throttle.find_one_and_update(
-        {"_id": count.key},
-        {"$inc": {"failures": 1}, "$setOnInsert": {"lockouts": 0}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
+    doc = _count_one(throttle, count.key)
     number, lockouts = doc["failures"], doc.get("lockouts", 0)
     runs_before = (number - 1) // count.threshold
     if doc.get("hard_locked") or (count.hard and number > HARD_LIMIT):

@@ -317,6 +317,25 @@ def test_a_burst_of_parallel_guesses_gets_no_more_checks_than_the_limit(strict_a
     assert_throttled(strict_client(strict_app).post("/login", headers=basic(email, PASSWORD)))
 
 
+def test_parallel_first_attempts_at_new_accounts_are_each_numbered_once(mongo_db):
+    # The first failures at a new account arrive together: each must be told its own number
+    # (1..8), none lost or answered with nothing, or a guess escapes the count or a user gets a 500.
+    from app.auth import throttle
+
+    for _ in range(10):
+        email = new_email()
+
+        def attempt(_: int) -> int:
+            taken = throttle.begin(
+                mongo_db, email, fresh_address(), max_failures=100, lockout_seconds=60
+            )
+            return taken.counts[0].number
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            numbers = sorted(pool.map(attempt, range(8)))
+        assert numbers == list(range(1, 9))
+
+
 def test_a_failed_check_that_never_finished_does_not_lock_the_account_for_good(
     strict_app, mongo_db
 ):
