@@ -325,7 +325,7 @@ def test_parallel_first_attempts_at_new_accounts_are_each_numbered_once(mongo_db
     for _ in range(10):
         email = new_email()
 
-        def attempt(_: int) -> int:
+        def attempt(_: int, email: str = email) -> int:
             taken = throttle.begin(
                 mongo_db, email, fresh_address(), max_failures=100, lockout_seconds=60
             )
