@@ -40,8 +40,12 @@ logconfig_dict = {
     "formatters": {"json": {"()": "core.logs.formatter"}},
     "filters": {"context": {"()": "core.logs.ContextFilter"}},
     "handlers": {
-        "json": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"],
-                 "stream": "ext://sys.stderr"},
+        "json": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["context"],
+            "stream": "ext://sys.stderr",
+        },
         "discard": {"class": "logging.NullHandler"},
     },
     "root": {"level": os.environ.get("LOG_LEVEL", "INFO").upper(), "handlers": ["json"]},
@@ -93,8 +97,12 @@ def _jobs_database():  # type: ignore[no-untyped-def]
             from core.settings import load_settings
 
             settings = load_settings()
-            client = MongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=2000,
-                                 connectTimeoutMS=2000, appname="mp3-gateway-metrics")
+            client = MongoClient(
+                settings.mongodb_uri,
+                serverSelectionTimeoutMS=2000,
+                connectTimeoutMS=2000,
+                appname="mp3-gateway-metrics",
+            )
             state["db"] = client[settings.mongodb_database]
         return state["db"]
 

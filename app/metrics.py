@@ -38,20 +38,24 @@ QUIET_ROUTES = frozenset({"/healthz", "/readyz"})
 UPLOAD_ENDPOINT = "upload.upload"
 
 REQUESTS = Counter(
-    "mp3_http_requests_total", "HTTP requests answered by the gateway, by route and status.",
+    "mp3_http_requests_total",
+    "HTTP requests answered by the gateway, by route and status.",
     ["method", "route", "status"],
 )
 LATENCY = Histogram(
     "mp3_http_request_duration_seconds",
     "Seconds from a request's arrival until its response starts (downloads stream after).",
-    ["method", "route"], buckets=LATENCY_BUCKETS,
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
 )
 UPLOAD_BYTES = Counter(
-    "mp3_upload_bytes_total", "Bytes of request bodies read by POST /upload, by status.",
+    "mp3_upload_bytes_total",
+    "Bytes of request bodies read by POST /upload, by status.",
     ["status"],
 )
 UPLOAD_SIZE = Histogram(
-    "mp3_upload_size_bytes", "Size of the request bodies of accepted uploads (202).",
+    "mp3_upload_size_bytes",
+    "Size of the request bodies of accepted uploads (202).",
     buckets=SIZE_BUCKETS,
 )
 PUBLISH_FAILURES = Counter(
@@ -121,10 +125,17 @@ def _after(response: Response) -> Response:
             UPLOAD_SIZE.observe(upload.count)
         extra["body_bytes"] = upload.count
     log.log(
-        logging.DEBUG if route in QUIET_ROUTES else logging.INFO, "request",
-        extra={"method": request.method, "path": request.path, "route": route,
-               "status": response.status_code, "duration_ms": round(seconds * 1000, 1),
-               "remote_addr": request.remote_addr, **extra},
+        logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
+        "request",
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "route": route,
+            "status": response.status_code,
+            "duration_ms": round(seconds * 1000, 1),
+            "remote_addr": request.remote_addr,
+            **extra,
+        },
     )
     return response
 

@@ -38,8 +38,9 @@ class Input:
 
 
 def _ffmpeg(*args: str) -> None:
-    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
-                   check=True)
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args], check=True
+    )
 
 
 def _make(path: Path, *args: str) -> Path:
@@ -53,15 +54,41 @@ def _make(path: Path, *args: str) -> Path:
 
 def _master(seconds: int) -> Path:
     sources = [
-        "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-f", "lavfi", "-i", "sine=frequency=554:sample_rate=48000",
-        "-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.05:sample_rate=48000",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=554:sample_rate=48000",
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=color=pink:amplitude=0.05:sample_rate=48000",
     ]
     return _make(
-        INPUTS / f"h264-aac-{seconds}s.mp4", *sources, "-filter_complex", AUDIO_GRAPH,
-        "-map", "0:v", "-map", "[a]", "-t", str(seconds), *VIDEO, "-c:a", "aac", "-b:a", "160k",
-        "-f", "mp4",
+        INPUTS / f"h264-aac-{seconds}s.mp4",
+        *sources,
+        "-filter_complex",
+        AUDIO_GRAPH,
+        "-map",
+        "0:v",
+        "-map",
+        "[a]",
+        "-t",
+        str(seconds),
+        *VIDEO,
+        "-c:a",
+        "aac",
+        "-b:a",
+        "160k",
+        "-f",
+        "mp4",
     )
 
 
@@ -72,15 +99,38 @@ def build(*, quick: bool) -> dict[str, Input]:
     master = _master(long_s)
 
     def cut(name: str, seconds: int, *extra: str) -> Path:
-        return _make(INPUTS / name, "-i", str(master), "-t", str(seconds), "-map", "0",
-                     "-c", "copy", *extra)
+        return _make(
+            INPUTS / name, "-i", str(master), "-t", str(seconds), "-map", "0", "-c", "copy", *extra
+        )
 
     short = cut(f"h264-aac-{short_s}s.mp4", short_s, "-f", "mp4")
     clip = cut(f"h264-aac-{clip_s}s-clip.mp4", clip_s, "-f", "mp4")
-    mkv = _make(INPUTS / f"h264-aac-{short_s}s.mkv", "-i", str(short), "-map", "0", "-c", "copy",
-                "-f", "matroska")
-    mp3 = _make(INPUTS / f"h264-mp3-{long_s}s.mp4", "-i", str(master), "-map", "0",
-                "-c:v", "copy", "-c:a", "libmp3lame", "-b:a", "192k", "-f", "mp4")
+    mkv = _make(
+        INPUTS / f"h264-aac-{short_s}s.mkv",
+        "-i",
+        str(short),
+        "-map",
+        "0",
+        "-c",
+        "copy",
+        "-f",
+        "matroska",
+    )
+    mp3 = _make(
+        INPUTS / f"h264-mp3-{long_s}s.mp4",
+        "-i",
+        str(master),
+        "-map",
+        "0",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "192k",
+        "-f",
+        "mp4",
+    )
     return {
         "clip": Input("clip", f"{clip_s} s MP4 (H.264 + AAC)", clip, clip_s),
         "short": Input("short", f"{short_s} s MP4 (H.264 + AAC)", short, short_s),

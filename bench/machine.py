@@ -27,10 +27,19 @@ def _cpu_model() -> str:
 
 def _git() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, text=True, capture_output=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}{' + uncommitted changes' if dirty else ''}"
@@ -46,7 +55,8 @@ def describe() -> dict:
         "ram_gib": round(psutil.virtual_memory().total / 1024**3, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "ffmpeg": (version.splitlines() or ["?"])[0].removeprefix("ffmpeg version ")
+        "ffmpeg": (version.splitlines() or ["?"])[0]
+        .removeprefix("ffmpeg version ")
         .split(" Copyright")[0],
         "ffmpeg_binary": FFMPEG,
         "git": _git(),

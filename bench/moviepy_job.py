@@ -57,8 +57,11 @@ def main() -> None:
     wall = time.perf_counter() - started
     cpu = _cpu() + _live_children_cpu() - cpu0
     clip.close()
-    print(json.dumps({"wall": wall, "cpu": cpu, "python_hwm": _hwm(),
-                      "rss_after_import": rss_imported}))
+    print(
+        json.dumps(
+            {"wall": wall, "cpu": cpu, "python_hwm": _hwm(), "rss_after_import": rss_imported}
+        )
+    )
 
 
 if __name__ == "__main__":

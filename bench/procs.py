@@ -101,8 +101,9 @@ class Sampler:
         pss = rss = 0
         for pid in self.pids:
             for proc in _tree(pid):
-                with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess,
-                                         psutil.AccessDenied):
+                with contextlib.suppress(
+                    psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied
+                ):
                     info = proc.memory_full_info()
                     pss, rss = pss + info.pss, rss + info.rss
                     own = max(info.rss, status_kb(proc.pid, "VmHWM") * 1024)
@@ -110,7 +111,8 @@ class Sampler:
                     self.peak.by_name[name] = max(self.peak.by_name.get(name, 0), own)
                     self.peak.by_pid[proc.pid] = max(self.peak.by_pid.get(proc.pid, 0), own)
                     self.peak.rss_by_pid[proc.pid] = max(
-                        self.peak.rss_by_pid.get(proc.pid, 0), info.rss)
+                        self.peak.rss_by_pid.get(proc.pid, 0), info.rss
+                    )
         self.peak.tree_bytes = max(self.peak.tree_bytes, pss)
         self.peak.tree_rss = max(self.peak.tree_rss, rss)
         self.peak.samples += 1
@@ -162,8 +164,10 @@ def run_child(argv: Sequence[str], *, every: float = 0.02, **popen: object) -> C
     proc.returncode = os.waitstatus_to_exitcode(status)
     sampler.__exit__()
     return ChildRun(
-        wall=wall, cpu=usage.ru_utime + usage.ru_stime,
-        peak=max(sampler.peak.by_pid.values(), default=0), tree_peak=sampler.peak.tree_bytes,
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        peak=max(sampler.peak.by_pid.values(), default=0),
+        tree_peak=sampler.peak.tree_bytes,
         returncode=proc.returncode,
     )
 

@@ -24,11 +24,23 @@ _OURS = re.compile(r"^(app|core|tasks)/.+\.py$|^celeryconfig\.py$")
 class Recorder:
     """`py-spy record` on a pid until stopped; raw output to `out`."""
 
-    def __init__(self, pid: int, out: Path, *, idle: bool, subprocesses: bool = False,
-                 rate: int = 200) -> None:
+    def __init__(
+        self, pid: int, out: Path, *, idle: bool, subprocesses: bool = False, rate: int = 200
+    ) -> None:
         self.out = out
-        argv = [str(PY_SPY), "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
-                "--rate", str(rate), "--nonblocking"]
+        argv = [
+            str(PY_SPY),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--rate",
+            str(rate),
+            "--nonblocking",
+        ]
         if idle:
             argv.append("--idle")
         if subprocesses:
@@ -89,15 +101,19 @@ def summarize(raw: Path, *, top: int = 12, within: str | None = None) -> dict:
         leaf_func, leaf_file = frames[-1]
         leaf = f"{leaf_func} ({_short(leaf_file)})"
         leaves[leaf] += n
-        mine = next((f"{func} ({_short(file)})" for func, file in reversed(frames)
-                     if _OURS.search(file)), "(outside the service's code)")
+        mine = next(
+            (f"{func} ({_short(file)})" for func, file in reversed(frames) if _OURS.search(file)),
+            "(outside the service's code)",
+        )
         ours[mine] += n
         ours_leaf.setdefault(mine, Counter())[leaf] += n
     if not total:
         return {"samples": 0, "ours": [], "leaves": []}
     return {
         "samples": total,
-        "ours": [(label, n / total, ours_leaf[label].most_common(1)[0][0])
-                 for label, n in ours.most_common(top)],
+        "ours": [
+            (label, n / total, ours_leaf[label].most_common(1)[0][0])
+            for label, n in ours.most_common(top)
+        ],
         "leaves": [(label, n / total) for label, n in leaves.most_common(top)],
     }

@@ -38,8 +38,13 @@ def _ratio(x: float) -> str:
 
 
 def _load(results: dict) -> float:
-    return median(r["load1"] for paths in results["paths"].values() for runs in paths.values()
-                  for r in runs if "load1" in r)
+    return median(
+        r["load1"]
+        for paths in results["paths"].values()
+        for runs in paths.values()
+        for r in runs
+        if "load1" in r
+    )
 
 
 def targets(results: dict) -> list[tuple[str, str, str, bool]]:
@@ -58,55 +63,124 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
     label = {k: v["label"] for k, v in results["inputs"].items()}
     for key in ("short", "long"):
         x = r(key, "service", "bare", "wall")
-        rows.append((f"end-to-end time (upload answered → MP3 stored) / bare ffmpeg, {label[key]}",
-                     "≤ 1.10x", _ratio(x) + runs(key, "service", "bare", "wall"), x <= 1.10))
+        rows.append(
+            (
+                f"end-to-end time (upload answered → MP3 stored) / bare ffmpeg, {label[key]}",
+                "≤ 1.10x",
+                _ratio(x) + runs(key, "service", "bare", "wall"),
+                x <= 1.10,
+            )
+        )
     for key in ("short", "long"):
         x = r(key, "service", "bare", "cpu")
-        rows.append((f"worker CPU per job (whole process tree) / bare ffmpeg, {label[key]}",
-                     "≤ 1.10x", _ratio(x) + runs(key, "service", "bare", "cpu"), x <= 1.10))
+        rows.append(
+            (
+                f"worker CPU per job (whole process tree) / bare ffmpeg, {label[key]}",
+                "≤ 1.10x",
+                _ratio(x) + runs(key, "service", "bare", "cpu"),
+                x <= 1.10,
+            )
+        )
     x = r("long", "course", "service", "cpu")
-    rows.append((f"CPU of moviepy (b) / service (c), {label['long']}", "≥ 1.40x",
-                 _ratio(x) + runs("long", "course", "service", "cpu"), x >= 1.40))
+    rows.append(
+        (
+            f"CPU of moviepy (b) / service (c), {label['long']}",
+            "≥ 1.40x",
+            _ratio(x) + runs("long", "course", "service", "cpu"),
+            x >= 1.40,
+        )
+    )
     series = results["rss_series"]
     hwm = max((s["pool_hwm"] for s in series), default=0)
-    rows.append(("worker peak RSS: the pool process that runs the conversion (VmHWM)",
-                 "≤ 100 MB", f"{hwm / MB:.1f} MB", hwm <= 100 * MB))
+    rows.append(
+        (
+            "worker peak RSS: the pool process that runs the conversion (VmHWM)",
+            "≤ 100 MB",
+            f"{hwm / MB:.1f} MB",
+            hwm <= 100 * MB,
+        )
+    )
     if len(series) >= 2:
         # From the first job of the long input on (the working set has its size by then) to the
         # last job; the growth before it, from the first job on, is shown alongside.
         first = next((i for i, s in enumerate(series) if s["input"] == "long"), 0)
         growth = series[-1]["pool_rss"] - series[first]["pool_rss"]
         total = series[-1]["pool_rss"] - series[0]["pool_rss"]
-        rows.append((f"worker RSS growth (pool process), after job {first + 1} (first "
-                     f"{label['long']}) → after job {len(series)}; "
-                     f"from job 1: {total / MB:+.1f} MB",
-                     "not growing (≤ 5 MB)", f"{growth / MB:+.1f} MB", growth <= 5 * MB))
-    copy, enc = med(results, "long-mp3", "service", "wall"), med(
-        results, "long-mp3", "service-reencode", "wall")
+        rows.append(
+            (
+                f"worker RSS growth (pool process), after job {first + 1} (first "
+                f"{label['long']}) → after job {len(series)}; "
+                f"from job 1: {total / MB:+.1f} MB",
+                "not growing (≤ 5 MB)",
+                f"{growth / MB:+.1f} MB",
+                growth <= 5 * MB,
+            )
+        )
+    copy, enc = (
+        med(results, "long-mp3", "service", "wall"),
+        med(results, "long-mp3", "service-reencode", "wall"),
+    )
     bare_x = med(results, "long-mp3", "bare-reencode", "wall") / med(
-        results, "long-mp3", "bare", "wall")
-    rows.append((f"MP3 audio stream-copied: re-encode / copy job time, {label['long-mp3']}",
-                 "≥ 15x", f"{_ratio(enc / copy)} (bare ffmpeg: {_ratio(bare_x)})",
-                 enc / copy >= 15))
+        results, "long-mp3", "bare", "wall"
+    )
+    rows.append(
+        (
+            f"MP3 audio stream-copied: re-encode / copy job time, {label['long-mp3']}",
+            "≥ 15x",
+            f"{_ratio(enc / copy)} (bare ffmpeg: {_ratio(bare_x)})",
+            enc / copy >= 15,
+        )
+    )
     up = med(results, "upload", "service", "mbps") / med(results, "upload", "raw", "mbps")
-    rows.append(("upload throughput: HTTP upload / raw `GridFSBucket.upload_from_stream`",
-                 "≥ 0.70x", _ratio(up), up >= 0.70))
+    rows.append(
+        (
+            "upload throughput: HTTP upload / raw `GridFSBucket.upload_from_stream`",
+            "≥ 0.70x",
+            _ratio(up),
+            up >= 0.70,
+        )
+    )
     down = med(results, "download", "service", "mbps") / med(results, "download", "raw", "mbps")
-    rows.append(("download throughput: `GET /jobs/<id>/mp3` / raw GridFS read", "≥ 0.80x",
-                 _ratio(down), down >= 0.80))
+    rows.append(
+        (
+            "download throughput: `GET /jobs/<id>/mp3` / raw GridFS read",
+            "≥ 0.80x",
+            _ratio(down),
+            down >= 0.80,
+        )
+    )
     big = results.get("big_upload")
     if big:
-        rows.append((f"gateway RSS growth during a {big['bytes'] / 1024**3:.2g} GiB upload "
-                     "(all gunicorn processes)", "≤ 64 MB", f"{big['tree_growth'] / MB:.1f} MB",
-                     big["tree_growth"] <= 64 * MB))
+        rows.append(
+            (
+                f"gateway RSS growth during a {big['bytes'] / 1024**3:.2g} GiB upload "
+                "(all gunicorn processes)",
+                "≤ 64 MB",
+                f"{big['tree_growth'] / MB:.1f} MB",
+                big["tree_growth"] <= 64 * MB,
+            )
+        )
     over = med(results, "clip", "service", "wall") - med(results, "clip", "bare", "wall")
-    rows.append((f"per-job overhead, {label['clip']} (job time - bare ffmpeg time)", "≤ 300 ms",
-                 f"{over * 1000:.0f} ms", over <= 0.300))
+    rows.append(
+        (
+            f"per-job overhead, {label['clip']} (job time - bare ffmpeg time)",
+            "≤ 300 ms",
+            f"{over * 1000:.0f} ms",
+            over <= 0.300,
+        )
+    )
     if "parallel" in p:
         par = med(results, "parallel", "service", "throughput") / med(
-            results, "parallel", "bare", "throughput")
-        rows.append(("throughput of two workers / two bare ffmpeg in parallel", "≥ 0.85x",
-                     _ratio(par), par >= 0.85))
+            results, "parallel", "bare", "throughput"
+        )
+        rows.append(
+            (
+                "throughput of two workers / two bare ffmpeg in parallel",
+                "≥ 0.85x",
+                _ratio(par),
+                par >= 0.85,
+            )
+        )
     return rows
 
 
@@ -117,13 +191,19 @@ def chart(results: dict, png: Path) -> None:
     import matplotlib.pyplot as plt
 
     keys = [k for k in MAIN_INPUTS if k in results["paths"] and k != "clip"]
-    series = [("bare", "(a) bare ffmpeg", "wall"), ("course", "(b) moviepy (course)", "wall"),
-              ("service", "(c) service: upload answered → MP3 stored", "wall"),
-              ("service", "(c) service: upload begun → MP3 stored", "total")]
+    series = [
+        ("bare", "(a) bare ffmpeg", "wall"),
+        ("course", "(b) moviepy (course)", "wall"),
+        ("service", "(c) service: upload answered → MP3 stored", "wall"),
+        ("service", "(c) service: upload begun → MP3 stored", "total"),
+    ]
     from matplotlib.ticker import FuncFormatter
 
-    cpu_series = [("bare", "(a) bare ffmpeg", "cpu"), ("course", "(b) moviepy (course)", "cpu"),
-                  ("service", "(c) service: the worker's process tree", "cpu")]
+    cpu_series = [
+        ("bare", "(a) bare ffmpeg", "cpu"),
+        ("course", "(b) moviepy (course)", "cpu"),
+        ("service", "(c) service: the worker's process tree", "cpu"),
+    ]
     fig, axes = plt.subplots(2, 1, figsize=(10, 9))
     for ax, rows, ylabel in (
         (axes[0], series, "realtime factor: media seconds per wall second"),
@@ -132,8 +212,12 @@ def chart(results: dict, png: Path) -> None:
         width = 0.8 / len(rows)
         for i, (path, name, field) in enumerate(rows):
             values = [results["inputs"][k]["seconds"] / med(results, k, path, field) for k in keys]
-            bars = ax.bar([x + (i - (len(rows) - 1) / 2) * width for x in range(len(keys))],
-                          values, width, label=name)
+            bars = ax.bar(
+                [x + (i - (len(rows) - 1) / 2) * width for x in range(len(keys))],
+                values,
+                width,
+                label=name,
+            )
             ax.bar_label(bars, labels=[f"{v:.0f}" for v in values], fontsize=7, padding=1)
         ax.set_xticks(range(len(keys)), [results["inputs"][k]["label"] for k in keys], fontsize=8)
         ax.set_yscale("log")
@@ -143,8 +227,11 @@ def chart(results: dict, png: Path) -> None:
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3, which="both")
     m = results["machine"]
-    axes[0].set_title(f"Video → MP3, median of {results['runs']} runs — {m['cpu']}, "
-                      f"{m['cores']} cores, shared (load ~{_load(results):.0f})", fontsize=10)
+    axes[0].set_title(
+        f"Video → MP3, median of {results['runs']} runs — {m['cpu']}, "
+        f"{m['cores']} cores, shared (load ~{_load(results):.0f})",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
@@ -156,13 +243,18 @@ def render(results: dict, png_name: str) -> str:
         "# Benchmark: video → MP3, side by side",
         "",
         "Written by `make bench` (`python -m bench`); do not edit by hand: the analysis at the end "
-        "comes from bench/FINDINGS.md." + (" **This was a `--quick` run: short inputs, one run; "
-                                            "its figures are not the benchmark's.**"
-                                            if results["quick"] else ""),
+        "comes from bench/FINDINGS.md."
+        + (
+            " **This was a `--quick` run: short inputs, one run; "
+            "its figures are not the benchmark's.**"
+            if results["quick"]
+            else ""
+        ),
         "",
         "## Machine",
         "",
-        "| | |", "| --- | --- |",
+        "| | |",
+        "| --- | --- |",
         f"| CPU | {m['cpu']} — {m['cores']} logical cores ({m['physical_cores']} physical) |",
         f"| RAM | {m['ram_gib']} GiB |",
         f"| ffmpeg | {m['ffmpeg'].split(' Copyright')[0]} (imageio-ffmpeg's binary, the one the "
@@ -189,11 +281,13 @@ def render(results: dict, png_name: str) -> str:
         "",
         "## Targets",
         "",
-        "| target | limit | measured | |", "| --- | --- | --- | --- |",
+        "| target | limit | measured | |",
+        "| --- | --- | --- | --- |",
     ]
     rows = targets(results)
-    lines += [f"| {t} | {lim} | {got} | {'**pass**' if ok else '**MISS**'} |"
-              for t, lim, got, ok in rows]
+    lines += [
+        f"| {t} | {lim} | {got} | {'**pass**' if ok else '**MISS**'} |" for t, lim, got, ok in rows
+    ]
     passed = sum(ok for *_, ok in rows)
     lines += ["", f"{passed} of {len(rows)} targets pass.", ""]
 
@@ -222,23 +316,33 @@ def render(results: dict, png_name: str) -> str:
             if path not in results["paths"][key]:
                 continue
             wall, cpu, peak = (med(results, key, path, f) for f in ("wall", "cpu", "peak"))
-            lines.append(f"| {label[key]} | {PATHS[path]} | {_s(wall)} | {_s(cpu)} | {_mb(peak)} | "
-                         f"{seconds / wall:.0f} | {_ratio(wall / base_wall)} | "
-                         f"{_ratio(cpu / base_cpu)} |")
-    lines += ["", "Ratios the issue asks for:", "",
-              "| input | (c)/(a) wall | (c)/(a) CPU | (b)/(c) wall | (b)/(c) CPU |",
-              "| --- | ---: | ---: | ---: | ---: |"]
+            lines.append(
+                f"| {label[key]} | {PATHS[path]} | {_s(wall)} | {_s(cpu)} | {_mb(peak)} | "
+                f"{seconds / wall:.0f} | {_ratio(wall / base_wall)} | "
+                f"{_ratio(cpu / base_cpu)} |"
+            )
+    lines += [
+        "",
+        "Ratios the issue asks for:",
+        "",
+        "| input | (c)/(a) wall | (c)/(a) CPU | (b)/(c) wall | (b)/(c) CPU |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for key in ("short", "long", "long-mp3", "mkv", "clip"):
         if key not in results["paths"] or "course" not in results["paths"][key]:
             continue
         w = {p: med(results, key, p, "wall") for p in ("bare", "course", "service")}
         c = {p: med(results, key, p, "cpu") for p in ("bare", "course", "service")}
-        lines.append(f"| {label[key]} | {_ratio(w['service'] / w['bare'])} | "
-                     f"{_ratio(c['service'] / c['bare'])} | {_ratio(w['course'] / w['service'])} | "
-                     f"{_ratio(c['course'] / c['service'])} |")
+        lines.append(
+            f"| {label[key]} | {_ratio(w['service'] / w['bare'])} | "
+            f"{_ratio(c['service'] / c['bare'])} | {_ratio(w['course'] / w['service'])} | "
+            f"{_ratio(c['course'] / c['service'])} |"
+        )
 
     lines += [
-        "", "## Where the service's time goes (medians)", "",
+        "",
+        "## Where the service's time goes (medians)",
+        "",
         "`queue` = 202 → job claimed by the worker; `copy+probe` = claimed → ffmpeg started "
         "(GridFS "
         "→ temporary file, probe); `ffmpeg+store` = the task's own timing of ffmpeg, the output "
@@ -260,13 +364,16 @@ def render(results: dict, png_name: str) -> str:
                 f"| {name} | {_s(g['upload_s'])} | {g['upload_mbps']:.0f} | {_s(g['queue_s'])} | "
                 f"{_s(g['worker_s'] - g['ffmpeg_store_s'])} | {_s(g['ffmpeg_store_s'])} | "
                 f"{_s(g['wall'])} | {_s(med(results, key, base, 'wall'))} | {_s(g['cpu'])} | "
-                f"{_s(med(results, key, base, 'cpu'))} | {_s(g['mongo_cpu'])} |")
+                f"{_s(med(results, key, base, 'cpu'))} | {_s(g['mongo_cpu'])} |"
+            )
 
     lines += [
-        "", "Worker CPU split (medians, s): main process (consumer, events, heartbeats) / pool "
+        "",
+        "Worker CPU split (medians, s): main process (consumer, events, heartbeats) / pool "
         "process (the task's Python) / ffmpeg and its probes (the pool process's children), "
         "against one bare ffmpeg and one probe (`ffmpeg -i IN`, which the task runs on the input "
-        "and again on the MP3).", "",
+        "and again on the MP3).",
+        "",
         "| input | main | pool | ffmpeg + probes | (a) ffmpeg | one probe: CPU s / wall s |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -275,20 +382,25 @@ def render(results: dict, png_name: str) -> str:
             continue
         parts = [med(results, key, "service", f) for f in ("cpu_main", "cpu_pool", "cpu_ffmpeg")]
         probe = (med(results, key, "probe", "cpu"), med(results, key, "probe", "wall"))
-        lines.append(f"| {label[key]} | {' | '.join(_s(x) for x in parts)} | "
-                     f"{_s(med(results, key, 'bare', 'cpu'))} | {_s(probe[0])} / {_s(probe[1])} |")
+        lines.append(
+            f"| {label[key]} | {' | '.join(_s(x) for x in parts)} | "
+            f"{_s(med(results, key, 'bare', 'cpu'))} | {_s(probe[0])} / {_s(probe[1])} |"
+        )
 
     streams = [k for k in ("long", "mkv") if f"stream-{k}" in results["paths"]]
     if streams:
         lines += [
-            "", "## Experiment: ffmpeg reading from GridFS while the copy runs", "",
+            "",
+            "## Experiment: ffmpeg reading from GridFS while the copy runs",
+            "",
             "bench/streaming.py, with raw pymongo and the service's own ffmpeg command (the "
             "service is not changed): `sequential` is the service's way (GridFS → temporary "
             "file, then ffmpeg on the file); `streamed` writes the GridFS chunks into ffmpeg's "
             "stdin from a thread while ffmpeg converts. The MKV streams as it is; the MP4 (index "
             "at the end, as ffmpeg and many cameras write it) is sent as ftyp, moov with its "
             "chunk offsets "
-            "shifted, then mdat: a faststart on the fly, no re-encoding.", "",
+            "shifted, then mdat: a faststart on the fly, no re-encoding.",
+            "",
             "| input | sequential wall s | of which copy s | streamed wall s | gain | "
             "sequential CPU s | streamed CPU s | MP3 byte-identical |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -300,7 +412,8 @@ def render(results: dict, png_name: str) -> str:
             lines.append(
                 f"| {label[key]} | {_s(seq)} | {_s(med(results, k, 'sequential', 'copy_s'))} | "
                 f"{_s(st)} | {_ratio(seq / st)} | {_s(med(results, k, 'sequential', 'cpu'))} | "
-                f"{_s(med(results, k, 'streamed', 'cpu'))} | {'yes' if same else '**no**'} |")
+                f"{_s(med(results, k, 'streamed', 'cpu'))} | {'yes' if same else '**no**'} |"
+            )
 
     lines += ["", "## Memory", ""]
     series = results["rss_series"]
@@ -308,18 +421,27 @@ def render(results: dict, png_name: str) -> str:
         lines += [
             "Worker, after each measured job in order (MB): pool process RSS / its peak (VmHWM) / "
             "main process RSS. The pool process is the one that runs the task and starts ffmpeg; "
-            "the main process consumes from RabbitMQ.", "",
+            "the main process consumes from RabbitMQ.",
+            "",
             "| job | input | pool RSS | pool peak | main RSS |",
             "| ---: | --- | ---: | ---: | ---: |",
         ]
         for i, s in enumerate(series, 1):
-            lines.append(f"| {i} | {s['input']} | {_mb(s['pool_rss'])} | {_mb(s['pool_hwm'])} | "
-                         f"{_mb(s['main_rss'])} |")
+            lines.append(
+                f"| {i} | {s['input']} | {_mb(s['pool_rss'])} | {_mb(s['pool_hwm'])} | "
+                f"{_mb(s['main_rss'])} |"
+            )
         pids = {s["pool_pid"] for s in series}
-        lines += ["", f"Pool processes seen: {len(pids)} (a new pid would mean the pool process "
-                      "was replaced)."]
-        ff = [r["ffmpeg_peak"] for k in MAIN_INPUTS for r in
-              results["paths"].get(k, {}).get("service", [])]
+        lines += [
+            "",
+            f"Pool processes seen: {len(pids)} (a new pid would mean the pool process "
+            "was replaced).",
+        ]
+        ff = [
+            r["ffmpeg_peak"]
+            for k in MAIN_INPUTS
+            for r in results["paths"].get(k, {}).get("service", [])
+        ]
         if ff:
             lines += [f"ffmpeg's own peak RSS inside the worker (sampled): {max(ff) / MB:.0f} MB."]
     big = results.get("big_upload")
@@ -335,10 +457,17 @@ def render(results: dict, png_name: str) -> str:
             "per GiB).",
         ]
 
-    lines += ["", "## Throughput", "",
-              "| | service MB/s | raw GridFS MB/s | ratio |", "| --- | ---: | ---: | ---: |"]
-    for what, name in (("upload", f"upload of {label['long']}"),
-                       ("download", "download of the same bytes stored as an MP3")):
+    lines += [
+        "",
+        "## Throughput",
+        "",
+        "| | service MB/s | raw GridFS MB/s | ratio |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for what, name in (
+        ("upload", f"upload of {label['long']}"),
+        ("download", "download of the same bytes stored as an MP3"),
+    ):
         s, r = med(results, what, "service", "mbps"), med(results, what, "raw", "mbps")
         lines.append(f"| {name} | {s:.0f} | {r:.0f} | {_ratio(s / r)} |")
     if "parallel" in results["paths"]:
@@ -346,10 +475,13 @@ def render(results: dict, png_name: str) -> str:
         one_s = results["inputs"]["short"]["seconds"] / med(results, "short", "service", "wall")
         one_b = results["inputs"]["short"]["seconds"] / med(results, "short", "bare", "wall")
         lines += [
-            "", f"Two workers (two processes, `--concurrency 1` each) against two bare ffmpeg "
+            "",
+            f"Two workers (two processes, `--concurrency 1` each) against two bare ffmpeg "
             f"processes, 4 jobs of {label['short']} per round, from the moment both workers "
-            "start consuming to the last MP3 stored (media seconds per wall second):", "",
-            "| | two in parallel | one at a time | scaling |", "| --- | ---: | ---: | ---: |",
+            "start consuming to the last MP3 stored (media seconds per wall second):",
+            "",
+            "| | two in parallel | one at a time | scaling |",
+            "| --- | ---: | ---: | ---: |",
             f"| (a) bare ffmpeg | {b:.0f} | {one_b:.0f} | {b / one_b:.2f}x |",
             f"| (c) service | {s:.0f} | {one_s:.0f} | {s / one_s:.2f}x |",
             f"| (c)/(a) | {_ratio(s / b)} | {_ratio(one_s / one_b)} | |",
@@ -357,18 +489,28 @@ def render(results: dict, png_name: str) -> str:
 
     profiles = results.get("profiles") or {}
     if profiles:
-        lines += ["", "## Profiles (py-spy, one extra run each, not counted above)", "",
-                  "Each sample is charged to the innermost frame in the service's own code, and "
-                  "the most frequent innermost frame under it is shown. Worker profiles include "
-                  "idle time (wall clock); gateway and MongoDB-wire server profiles are CPU only. "
-                  "Raw stacks: bench/out/run/profiles/.", ""]
+        lines += [
+            "",
+            "## Profiles (py-spy, one extra run each, not counted above)",
+            "",
+            "Each sample is charged to the innermost frame in the service's own code, and "
+            "the most frequent innermost frame under it is shown. Worker profiles include "
+            "idle time (wall clock); gateway and MongoDB-wire server profiles are CPU only. "
+            "Raw stacks: bench/out/run/profiles/.",
+            "",
+        ]
         for name, prof in profiles.items():
             if not prof["samples"]:
                 continue
-            lines += [f"**{name}** ({prof['samples']} samples)", "",
-                      "| share | service frame | innermost frame |", "| ---: | --- | --- |"]
-            lines += [f"| {share:.0%} | `{ours}` | `{leaf}` |"
-                      for ours, share, leaf in prof["ours"]]
+            lines += [
+                f"**{name}** ({prof['samples']} samples)",
+                "",
+                "| share | service frame | innermost frame |",
+                "| ---: | --- | --- |",
+            ]
+            lines += [
+                f"| {share:.0%} | `{ours}` | `{leaf}` |" for ours, share, leaf in prof["ours"]
+            ]
             lines.append("")
     if FINDINGS.exists():
         lines += ["", FINDINGS.read_text().strip(), ""]

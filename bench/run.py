@@ -48,7 +48,7 @@ def service_argv(src: Path, dst: Path, *, quality: int | None = None) -> list[st
 
     argv = ffmpeg.command(src, dst, ffmpeg.probe(src), bitrate=None, quality=quality)
     at = argv.index("-progress")
-    del argv[at:at + 2]
+    del argv[at : at + 2]
     return argv
 
 
@@ -57,16 +57,23 @@ def bare(src: Path, dst: Path, *, quality: int | None = None) -> dict:
     run = run_child(argv, stderr=None)
     if run.returncode != 0 or not dst.exists():
         raise RuntimeError(f"bare ffmpeg failed ({run.returncode}): {argv}")
-    return {"wall": run.wall, "cpu": run.cpu, "peak": run.peak,
-            "copied": "copy" in argv, "out_bytes": dst.stat().st_size}
+    return {
+        "wall": run.wall,
+        "cpu": run.cpu,
+        "peak": run.peak,
+        "copied": "copy" in argv,
+        "out_bytes": dst.stat().st_size,
+    }
 
 
 def probe_cost(src: Path) -> dict:
     """One run of the probe the worker makes before (and, on the MP3, after) each conversion."""
     from tasks import ffmpeg
 
-    run = run_child([ffmpeg.binary(), "-hide_banner", "-nostdin", *ffmpeg.SAFE_INPUT,
-                     "-i", f"file:{src}"], stderr=subprocess.DEVNULL)
+    run = run_child(
+        [ffmpeg.binary(), "-hide_banner", "-nostdin", *ffmpeg.SAFE_INPUT, "-i", f"file:{src}"],
+        stderr=subprocess.DEVNULL,
+    )
     return {"wall": run.wall, "cpu": run.cpu, "peak": run.peak}
 
 
@@ -76,16 +83,26 @@ def probe_cost(src: Path) -> dict:
 def course(src: Path, dst: Path, logs: Path) -> dict:
     out = logs / "moviepy.out"
     with out.open("wb") as stdout, (logs / "moviepy.log").open("ab") as stderr:
-        run = run_child([sys.executable, "-m", "bench.moviepy_job", str(src), str(dst),
-                         str(SAMPLE_RATE)], every=0.05, stdout=stdout, stderr=stderr,
-                        cwd=str(machine.ROOT))
+        run = run_child(
+            [sys.executable, "-m", "bench.moviepy_job", str(src), str(dst), str(SAMPLE_RATE)],
+            every=0.05,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=str(machine.ROOT),
+        )
     if run.returncode != 0:
         raise RuntimeError(f"moviepy failed ({run.returncode}); see {logs / 'moviepy.log'}")
     inner = json.loads(out.read_text().strip().splitlines()[-1])
-    return {"wall": inner["wall"], "cpu": inner["cpu"], "peak": run.tree_peak,
-            "python_peak": inner["python_hwm"], "process_wall": run.wall,
-            "process_cpu": run.cpu, "rss_after_import": inner["rss_after_import"],
-            "out_bytes": dst.stat().st_size}
+    return {
+        "wall": inner["wall"],
+        "cpu": inner["cpu"],
+        "peak": run.tree_peak,
+        "python_peak": inner["python_hwm"],
+        "process_wall": run.wall,
+        "process_cpu": run.cpu,
+        "rss_after_import": inner["rss_after_import"],
+        "out_bytes": dst.stat().st_size,
+    }
 
 
 # --- (c) the service -------------------------------------------------------------------------
@@ -105,8 +122,14 @@ class Bench:
         record["load1"] = os.getloadavg()[0]
         self.results["paths"].setdefault(key, {}).setdefault(path, []).append(record)
 
-    def service(self, inp: Input, *, worker: str = "w1", fields: dict | None = None,
-                profile: str | None = None) -> dict:
+    def service(
+        self,
+        inp: Input,
+        *,
+        worker: str = "w1",
+        fields: dict | None = None,
+        profile: str | None = None,
+    ) -> dict:
         """Upload `inp`, wait for its MP3 and its email; measure the worker's process tree."""
         wpid = self.stack.worker_pid(worker)
         pool = self.stack.pool_pid(worker)
@@ -137,7 +160,9 @@ class Bench:
             "worker_s": finished - started,
             "ffmpeg_store_s": job["mp3"]["seconds"],
             "cpu": sum(cpu.values()),
-            "cpu_main": cpu["main"], "cpu_pool": cpu["pool"], "cpu_ffmpeg": cpu["ffmpeg"],
+            "cpu_main": cpu["main"],
+            "cpu_pool": cpu["pool"],
+            "cpu_ffmpeg": cpu["ffmpeg"],
             "mongo_cpu": mongo1 - mongo0,
             "gateway_upload_cpu": gw1 - gw0,
             "peak": sampler.peak.tree_bytes,
@@ -151,9 +176,14 @@ class Bench:
         }
         if not profile:
             self.results["rss_series"].append(
-                {"input": inp.key, "pool_rss": record["pool_rss_after"],
-                 "pool_hwm": record["worker_peak"], "main_rss": record["main_rss_after"],
-                 "pool_pid": pool_after})
+                {
+                    "input": inp.key,
+                    "pool_rss": record["pool_rss_after"],
+                    "pool_hwm": record["worker_peak"],
+                    "main_rss": record["main_rss_after"],
+                    "pool_pid": pool_after,
+                }
+            )
         return record
 
     # --- phase 1: the gateway alone ------------------------------------------------------------
@@ -195,14 +225,30 @@ class Bench:
         from core import jobs, mongo
 
         oid = ObjectId()
-        jobs.create(self.db, oid, owner=self.owner["owner"], owner_email=self.owner["owner_email"],
-                    filename="download.mp4", video_bytes=0, bitrate=None, quality=None)
+        jobs.create(
+            self.db,
+            oid,
+            owner=self.owner["owner"],
+            owner_email=self.owner["owner_email"],
+            filename="download.mp4",
+            video_bytes=0,
+            bitrate=None,
+            quality=None,
+        )
         jobs.claim(self.db, oid, worker="bench", lease_seconds=3600)
         with inp.path.open("rb") as fh:
             mongo.mp3s(self.db).upload_from_stream_with_id(oid, "download.mp3", fh)
-        jobs.finish(self.db, oid, worker="bench", mp3={
-            "id": oid, "bytes": inp.path.stat().st_size, "duration_seconds": inp.seconds,
-            "seconds": 0})
+        jobs.finish(
+            self.db,
+            oid,
+            worker="bench",
+            mp3={
+                "id": oid,
+                "bytes": inp.path.stat().st_size,
+                "duration_seconds": inp.seconds,
+                "seconds": 0,
+            },
+        )
         return str(oid)
 
     def big_upload(self) -> None:
@@ -228,12 +274,18 @@ class Bench:
         self.stack.delete(up.job_id)
         growth = {pid: sampler.peak.rss_by_pid.get(pid, 0) - rss for pid, rss in before.items()}
         self.results["big_upload"] = {
-            "bytes": size, "seconds": up.seconds, "mbps": size / MB / up.seconds,
-            "tree_before": sum(before.values()), "tree_peak": sampler.peak.tree_rss,
+            "bytes": size,
+            "seconds": up.seconds,
+            "mbps": size / MB / up.seconds,
+            "tree_before": sum(before.values()),
+            "tree_peak": sampler.peak.tree_rss,
             "tree_growth": sampler.peak.tree_rss - sum(before.values()),
             "max_process_growth": max(growth.values()),
-            "processes": len(before), "gateway_cpu": cpu1 - cpu0, "samples": sampler.peak.samples,
-            "rss_before": before, "rss_peak": sampler.peak.rss_by_pid,
+            "processes": len(before),
+            "gateway_cpu": cpu1 - cpu0,
+            "samples": sampler.peak.samples,
+            "rss_before": before,
+            "rss_peak": sampler.peak.rss_by_pid,
         }
 
     # --- phase 2: one worker ---------------------------------------------------------------
@@ -249,24 +301,34 @@ class Bench:
                 log(f"{inp.label}: run {i + 1}/{self.runs}")
                 self.add(key, "probe", probe_cost(inp.path))
                 self.add(key, "bare", bare(inp.path, self.out / f"{key}-bare.mp3"))
-                self.add(key, "course", course(inp.path, self.out / f"{key}-course.mp3",
-                                               self.stack.dir))
+                self.add(
+                    key, "course", course(inp.path, self.out / f"{key}-course.mp3", self.stack.dir)
+                )
                 if key == "long":
                     started = time.perf_counter()
                     with inp.path.open("rb") as fh:
                         fid = raw_bucket.upload_from_stream(inp.path.name, fh)
                     seconds = time.perf_counter() - started
                     raw_bucket.delete(fid)
-                    self.add("upload", "raw", {
-                        "mbps": inp.path.stat().st_size / MB / seconds, "seconds": seconds})
+                    self.add(
+                        "upload",
+                        "raw",
+                        {"mbps": inp.path.stat().st_size / MB / seconds, "seconds": seconds},
+                    )
                 record = self.service(inp)
                 self.add(key, "service", record)
                 if key == "long":
-                    self.add("upload", "service", {"mbps": record["upload_mbps"],
-                                                   "seconds": record["upload_s"]})
+                    self.add(
+                        "upload",
+                        "service",
+                        {"mbps": record["upload_mbps"], "seconds": record["upload_s"]},
+                    )
                 if key == "long-mp3":
-                    self.add(key, "bare-reencode",
-                             bare(inp.path, self.out / f"{key}-reencode.mp3", quality=4))
+                    self.add(
+                        key,
+                        "bare-reencode",
+                        bare(inp.path, self.out / f"{key}-reencode.mp3", quality=4),
+                    )
                     self.add(key, "service-reencode", self.service(inp, fields={"quality": "4"}))
 
     def streaming(self) -> None:
@@ -282,8 +344,9 @@ class Bench:
                 oid = bucket.upload_from_stream(inp.path.name, fh)
             template = service_argv(inp.path, self.out / "x.mp3")
 
-            def argv_for(url: str, dst: Path, template: list[str] = template,
-                         inp: Input = inp) -> list[str]:
+            def argv_for(
+                url: str, dst: Path, template: list[str] = template, inp: Input = inp
+            ) -> list[str]:
                 argv = [url if a == f"file:{inp.path}" else a for a in template]
                 argv[-1] = f"file:{dst}"
                 if url.startswith("pipe:"):
@@ -319,8 +382,12 @@ class Bench:
             if raw.exists():
                 found[name] = summarize(raw, within="trace_task")
         log("profiling the gateway during an upload of the long input (not counted)")
-        recorder = Recorder(self.stack.gateway_pid, self.profiles / "gateway-upload.txt",
-                            idle=False, subprocesses=True)
+        recorder = Recorder(
+            self.stack.gateway_pid,
+            self.profiles / "gateway-upload.txt",
+            idle=False,
+            subprocesses=True,
+        )
         time.sleep(0.5)
         up = self.stack.upload(self.inputs["long"].path)
         raw = recorder.stop()
@@ -328,8 +395,12 @@ class Bench:
         if raw:
             found["gateway-upload"] = summarize(raw)
         oid = self._stored_mp3(self.inputs["long"])
-        recorder = Recorder(self.stack.gateway_pid, self.profiles / "gateway-download.txt",
-                            idle=False, subprocesses=True)
+        recorder = Recorder(
+            self.stack.gateway_pid,
+            self.profiles / "gateway-download.txt",
+            idle=False,
+            subprocesses=True,
+        )
         time.sleep(0.5)
         self.stack.download(oid)
         raw = recorder.stop()
@@ -354,15 +425,23 @@ class Bench:
         app = self.stack.celery()
         dest = [self.stack.hostname("w1"), self.stack.hostname("w2")]
         for i in range(self.runs):
-            log(f"two workers vs two bare ffmpeg: round {i + 1}/{self.runs}, "
-                f"{jobs_per_round} x {inp.label}")
+            log(
+                f"two workers vs two bare ffmpeg: round {i + 1}/{self.runs}, "
+                f"{jobs_per_round} x {inp.label}"
+            )
             started = time.perf_counter()
             with ThreadPoolExecutor(2) as pool:
-                list(pool.map(lambda n: bare(inp.path, self.out / f"par-{n}.mp3"),
-                              range(jobs_per_round)))
+                list(
+                    pool.map(
+                        lambda n: bare(inp.path, self.out / f"par-{n}.mp3"), range(jobs_per_round)
+                    )
+                )
             wall = time.perf_counter() - started
-            self.add("parallel", "bare", {"wall": wall,
-                                          "throughput": jobs_per_round * inp.seconds / wall})
+            self.add(
+                "parallel",
+                "bare",
+                {"wall": wall, "throughput": jobs_per_round * inp.seconds / wall},
+            )
             app.control.cancel_consumer("convert", destination=dest, reply=True, timeout=10)
             ups = [self.stack.upload(inp.path) for _ in range(jobs_per_round)]
             t0 = time.time()
@@ -372,20 +451,32 @@ class Bench:
             workers = sorted({j["worker"] for j in done})
             for u in ups:
                 self.stack.wait_job(self.db, u.job_id)
-            self.add("parallel", "service", {
-                "wall": end - t0, "throughput": jobs_per_round * inp.seconds / (end - t0),
-                "workers_used": len(workers),
-                "first_claim_s": min(j["started_at"].timestamp() for j in done) - t0})
+            self.add(
+                "parallel",
+                "service",
+                {
+                    "wall": end - t0,
+                    "throughput": jobs_per_round * inp.seconds / (end - t0),
+                    "workers_used": len(workers),
+                    "first_claim_s": min(j["started_at"].timestamp() for j in done) - t0,
+                },
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="short inputs (5/10/20 s), one run: for developing the benchmark")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short inputs (5/10/20 s), one run: for developing the benchmark",
+    )
     parser.add_argument("--runs", type=int, default=None, help="runs per measurement (default 3)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy runs")
-    parser.add_argument("--report-only", action="store_true",
-                        help="rewrite RESULTS.md and the chart from bench/out/results.json")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite RESULTS.md and the chart from bench/out/results.json",
+    )
     args = parser.parse_args(argv)
     results_json = OUT / ("results-quick.json" if args.quick else "results.json")
     if args.report_only:
@@ -426,9 +517,19 @@ def main(argv: list[str] | None = None) -> int:
     results = bench.results
     info["load_after"] = [round(x, 2) for x in os.getloadavg()]
     results.update(
-        machine=info, quick=args.quick, runs=runs, minutes=(time.monotonic() - began) / 60,
-        inputs={k: {"label": v.label, "seconds": v.seconds, "bytes": v.path.stat().st_size,
-                    "file": v.path.name} for k, v in inputs.items()},
+        machine=info,
+        quick=args.quick,
+        runs=runs,
+        minutes=(time.monotonic() - began) / 60,
+        inputs={
+            k: {
+                "label": v.label,
+                "seconds": v.seconds,
+                "bytes": v.path.stat().st_size,
+                "file": v.path.name,
+            }
+            for k, v in inputs.items()
+        },
     )
     dump(results_json, results)
     report.write(results)

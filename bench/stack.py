@@ -63,8 +63,11 @@ class Stack:
         self.exit.callback(smtp.stop)
         broker = self.exit.enter_context(servers.rabbitmq_vhost())
         self.env = {
-            **{k: v for k, v in os.environ.items()
-               if k in ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH")},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if k in ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH")
+            },
             "APP_ENV": "test",
             "DATA_DIR": str(self.dir / "data"),
             "DATABASE_URL": f"sqlite:///{self.dir / 'users.db'}",
@@ -99,9 +102,20 @@ class Stack:
     def _login(self) -> None:
         email = f"bench-{uuid.uuid4().hex[:8]}@example.test"
         subprocess.run(
-            [str(servers.VENV_BIN / "flask"), "--app", "app", "users", "create", email,
-             "--password", PASSWORD],
-            env=self.env, check=True, capture_output=True, cwd=servers.ROOT,
+            [
+                str(servers.VENV_BIN / "flask"),
+                "--app",
+                "app",
+                "users",
+                "create",
+                email,
+                "--password",
+                PASSWORD,
+            ],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            cwd=servers.ROOT,
         )
         response = httpx.post(f"{self.url}/login", auth=(email, PASSWORD), timeout=30)
         response.raise_for_status()
@@ -156,8 +170,12 @@ class Stack:
         size = path.stat().st_size
         with path.open("rb") as fh, httpx.Client(timeout=600) as client:
             started = time.time()
-            response = client.post(f"{self.url}/upload", headers=self.headers,
-                                   files={"file": (path.name, fh, "video/mp4")}, data=fields or {})
+            response = client.post(
+                f"{self.url}/upload",
+                headers=self.headers,
+                files={"file": (path.name, fh, "video/mp4")},
+                data=fields or {},
+            )
             answered = time.time()
         if response.status_code != 202:
             raise RuntimeError(f"upload answered {response.status_code}: {response.text}")
@@ -166,8 +184,10 @@ class Stack:
     def upload_stream(self, chunks: Iterator[bytes], size: int, filename: str) -> Upload:
         """POST a multipart body built around a generator of `size` bytes (never held whole)."""
         boundary = f"bench-{uuid.uuid4().hex}"
-        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-                f"filename=\"{filename}\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{filename}"\r\nContent-Type: video/mp4\r\n\r\n'
+        ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
 
         def body() -> Iterator[bytes]:
@@ -175,8 +195,11 @@ class Stack:
             yield from chunks
             yield tail
 
-        headers = {**self.headers, "Content-Type": f"multipart/form-data; boundary={boundary}",
-                   "Content-Length": str(len(head) + size + len(tail))}
+        headers = {
+            **self.headers,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + size + len(tail)),
+        }
         with httpx.Client(timeout=900) as client:
             started = time.time()
             response = client.post(f"{self.url}/upload", headers=headers, content=body())
@@ -195,16 +218,24 @@ class Stack:
         total = 0
         with httpx.Client(timeout=600) as client:
             started = time.perf_counter()
-            with client.stream("GET", f"{self.url}/jobs/{job_id}/mp3",
-                               headers=self.headers) as response:
+            with client.stream(
+                "GET", f"{self.url}/jobs/{job_id}/mp3", headers=self.headers
+            ) as response:
                 if response.status_code != 200:
                     raise RuntimeError(f"download answered {response.status_code}")
                 for chunk in response.iter_raw(1024 * 1024):
                     total += len(chunk)
             return total, time.perf_counter() - started
 
-    def wait_job(self, db, job_id: str, *, notified: bool = True,  # type: ignore[no-untyped-def]
-                 timeout: float = 900, every: float = 0.05) -> dict:
+    def wait_job(
+        self,
+        db,
+        job_id: str,
+        *,
+        notified: bool = True,  # type: ignore[no-untyped-def]
+        timeout: float = 900,
+        every: float = 0.05,
+    ) -> dict:
         """Poll MongoDB until the job ended (and its email went); return the job record."""
         from bson import ObjectId
 

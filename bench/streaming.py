@@ -57,21 +57,21 @@ def _shift_offsets(moov: bytearray, delta: int) -> None:
     """Add `delta` to every chunk offset in the moov (in place); stco must stay 32-bit."""
 
     def walk(start: int, end: int) -> None:
-        for kind, offset, size, header in _boxes(lambda o, n: bytes(moov[o:o + n]), start, end):
+        for kind, offset, size, header in _boxes(lambda o, n: bytes(moov[o : o + n]), start, end):
             body = offset + header
             if kind in _CONTAINERS:
                 walk(body, offset + size)
             elif kind in (b"stco", b"co64"):
-                (count,) = struct.unpack(">I", moov[body + 4:body + 8])
+                (count,) = struct.unpack(">I", moov[body + 4 : body + 8])
                 width, fmt = (4, ">I") if kind == b"stco" else (8, ">Q")
                 for i in range(count):
                     at = body + 8 + i * width
-                    (value,) = struct.unpack(fmt, moov[at:at + width])
+                    (value,) = struct.unpack(fmt, moov[at : at + width])
                     if kind == b"stco" and value + delta >= 2**32:
                         raise NotStreamable("offsets would overflow stco; needs co64")
-                    moov[at:at + width] = struct.pack(fmt, value + delta)
+                    moov[at : at + width] = struct.pack(fmt, value + delta)
 
-    _, _, size, header = next(_boxes(lambda o, n: bytes(moov[o:o + n]), 0, len(moov)))
+    _, _, size, header = next(_boxes(lambda o, n: bytes(moov[o : o + n]), 0, len(moov)))
     walk(header, size)
 
 
@@ -93,7 +93,7 @@ def _chunk_reader(chunks, grid_out):  # type: ignore[no-untyped-def]
         out = bytearray()
         while n > 0:
             index, skip = divmod(offset, size)
-            piece = chunk(index)[skip:skip + n]
+            piece = chunk(index)[skip : skip + n]
             if not piece:
                 break
             out += piece
@@ -177,8 +177,9 @@ def streamed(bucket, oid, argv_for, workdir: Path) -> dict:  # type: ignore[no-u
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     grid_out = bucket.open_download_stream(oid)
     pieces = plan(grid_out, bucket._chunks)
-    proc = subprocess.Popen(argv_for("pipe:0", dst), stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv_for("pipe:0", dst), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
     # A 1 MiB pipe (the default ceiling) instead of 64 KiB: 16 times fewer hand-overs between this
     # process and ffmpeg, each of which waits for a time slice on a busy machine.
     with contextlib.suppress(OSError):
@@ -201,7 +202,16 @@ def streamed(bucket, oid, argv_for, workdir: Path) -> dict:  # type: ignore[no-u
     wall = time.perf_counter() - started
     if code != 0:
         raise RuntimeError(f"streamed ffmpeg exited {code}")
-    cpu = _self_cpu() - cpu0 + (usage1.ru_utime - usage0.ru_utime) + (
-        usage1.ru_stime - usage0.ru_stime)
-    return {"wall": wall, "cpu": cpu, "out": dst.read_bytes(), "sent_mb": sum(sent) / MB,
-            "reordered": any(isinstance(p, bytes) for p in pieces)}
+    cpu = (
+        _self_cpu()
+        - cpu0
+        + (usage1.ru_utime - usage0.ru_utime)
+        + (usage1.ru_stime - usage0.ru_stime)
+    )
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "out": dst.read_bytes(),
+        "sent_mb": sum(sent) / MB,
+        "reordered": any(isinstance(p, bytes) for p in pieces),
+    }

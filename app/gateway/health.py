@@ -110,7 +110,8 @@ def readyz() -> Response:
     failing = [name for name, state in results.items() if state != "ok"]
     if failing:
         response = jsonify(
-            status="unavailable", checks=results,
+            status="unavailable",
+            checks=results,
             error={"code": "not_ready", "message": f"not ready: {', '.join(failing)} unavailable"},
         )
         response.status_code = 503

@@ -135,8 +135,9 @@ class _Receiver:
         if not head:
             raise ApiError(400, "bad_request", "the file is empty")
         if sniff.container_of(head) is None:
-            raise ApiError(415, "unsupported_media_type",
-                           "this is not a video or audio file we can convert")
+            raise ApiError(
+                415, "unsupported_media_type", "this is not a video or audio file we can convert"
+            )
         bucket = mongo.videos(services().mongo)
         self.grid_in = bucket.open_upload_stream_with_id(
             self.job_id, self.filename or "video", metadata={"owner": g.identity.user_id}
@@ -149,8 +150,10 @@ class _Receiver:
             try:
                 self.grid_in.abort()
             except PyMongoError:
-                log.warning("could not remove the chunks of an aborted upload",
-                            extra={"job_id": str(self.job_id)})
+                log.warning(
+                    "could not remove the chunks of an aborted upload",
+                    extra={"job_id": str(self.job_id)},
+                )
 
 
 @bp.post("/upload")
@@ -191,9 +194,14 @@ def upload() -> Response:
         raise ApiError(400, "bad_request", f"the upload could not be read: {exc}") from None
     try:
         jobs.create(
-            svc.mongo, job_id, owner=g.identity.user_id, owner_email=g.identity.email,
-            filename=receiver.filename or "video", video_bytes=receiver.size,
-            bitrate=bitrate, quality=quality,
+            svc.mongo,
+            job_id,
+            owner=g.identity.user_id,
+            owner_email=g.identity.email,
+            filename=receiver.filename or "video",
+            video_bytes=receiver.size,
+            bitrate=bitrate,
+            quality=quality,
         )
     except PyMongoError:
         mongo.delete_file(mongo.videos(svc.mongo), job_id)
@@ -226,5 +234,6 @@ def _publish(job_id: ObjectId) -> None:
             mongo.delete_file(mongo.videos(db), job_id)
         except PyMongoError:
             log.exception("could not undo an upload whose job was not queued")
-        raise ApiError(503, "queue_unavailable",
-                       "the conversion queue is unavailable; try again soon") from None
+        raise ApiError(
+            503, "queue_unavailable", "the conversion queue is unavailable; try again soon"
+        ) from None

@@ -32,8 +32,14 @@ def flower_env(stack_env: dict[str, str], **overrides: str) -> dict[str, str]:
 
 
 def flower_argv(port: int) -> list[str]:
-    return [str(servers.VENV_BIN / "celery"), "-A", "tasks", "flower",
-            f"--port={port}", "--address=127.0.0.1"]
+    return [
+        str(servers.VENV_BIN / "celery"),
+        "-A",
+        "tasks",
+        "flower",
+        f"--port={port}",
+        "--address=127.0.0.1",
+    ]
 
 
 @dataclass
@@ -45,8 +51,9 @@ class Flower:
     process: ServiceProcess
 
     def get(self, path: str, *, auth: bool = True, **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def]
-        return httpx.get(f"{self.url}{path}", auth=self.auth if auth else None, timeout=10,
-                         **kwargs)
+        return httpx.get(
+            f"{self.url}{path}", auth=self.auth if auth else None, timeout=10, **kwargs
+        )
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +77,11 @@ def flower(stack_env: dict[str, str], run_dir: Path, worker) -> Iterator[Flower]
     wait_until(answers, timeout=60, what="Flower to answer /flower/healthcheck")
     # Flower knows a task only from the events it receives: wait until the worker's heartbeat
     # events reach it, so that none of the conversion's events is missed.
-    wait_until(lambda: 'flower_worker_online{worker="worker@' in running.get(
-        "/metrics", auth=False).text, timeout=60, what="Flower to receive the worker's events")
+    wait_until(
+        lambda: 'flower_worker_online{worker="worker@' in running.get("/metrics", auth=False).text,
+        timeout=60,
+        what="Flower to receive the worker's events",
+    )
     yield running
     proc.stop()
 
@@ -106,8 +116,12 @@ class LiveUser:
 
     def upload(self, path: Path) -> httpx.Response:
         with path.open("rb") as fh:
-            return httpx.post(f"{self.base}/upload", headers=self.headers,
-                              files={"file": (path.name, fh, "video/mp4")}, timeout=60)
+            return httpx.post(
+                f"{self.base}/upload",
+                headers=self.headers,
+                files={"file": (path.name, fh, "video/mp4")},
+                timeout=60,
+            )
 
     def wait(self, job_id: str, timeout: float = 90) -> dict:
         def ended() -> dict | None:

@@ -61,8 +61,9 @@ def test_api_tasks_lists_the_jobs_convert_and_notify_tasks_with_their_states(flo
     page = flower.get(f"/task/{convert}")
     assert page.status_code == 200
     assert re.search(r"<dt>Progress</dt>\s*<dd>\s*100\s*</dd>", page.text), page.text[-3000:]
-    filtered = flower.get("/api/tasks", params={"taskname": "tasks.convert.convert",
-                                                "state": "SUCCESS"}).json()
+    filtered = flower.get(
+        "/api/tasks", params={"taskname": "tasks.convert.convert", "state": "SUCCESS"}
+    ).json()
     assert convert in filtered and notify not in filtered
 
 
@@ -72,8 +73,19 @@ def test_the_tasks_page_shows_a_progress_column(flower):
     assert '<th data-column="progress">Progress</th>' in page.text
 
 
-@pytest.mark.parametrize("path", ["/", "/tasks", "/workers", "/broker", "/api/tasks",
-                                  "/api/workers", "/api/queues/length", "/api/task/types"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/tasks",
+        "/workers",
+        "/broker",
+        "/api/tasks",
+        "/api/workers",
+        "/api/queues/length",
+        "/api/task/types",
+    ],
+)
 def test_without_credentials_every_page_and_api_is_401(flower, path):
     assert flower.get(path, auth=False).status_code == 401
     wrong = flower.get(path, auth=False, headers={"Authorization": "Basic b3BlcmF0b3I6bm8="})
@@ -117,14 +129,24 @@ def test_metrics_and_healthcheck_answer_without_credentials_for_in_cluster_use(f
     assert flower.get("/healthcheck", auth=False).text == "OK"
     metrics = flower.get("/metrics", auth=False)
     assert metrics.status_code == 200
-    assert any(line.startswith("flower_events_total{") and 'type="task-succeeded"' in line
-               and 'task="tasks.convert.convert"' in line for line in metrics.text.splitlines())
+    assert any(
+        line.startswith("flower_events_total{")
+        and 'type="task-succeeded"' in line
+        and 'task="tasks.convert.convert"' in line
+        for line in metrics.text.splitlines()
+    )
 
 
 def test_flower_refuses_to_start_unauthenticated_in_production(stack_env):
     env = flower_env(stack_env, APP_ENV="production")
     del env["FLOWER_BASIC_AUTH"]
-    result = subprocess.run(flower_argv(servers.free_port()), env=env, cwd=servers.ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        flower_argv(servers.free_port()),
+        env=env,
+        cwd=servers.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "FLOWER_BASIC_AUTH" in result.stderr + result.stdout

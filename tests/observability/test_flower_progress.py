@@ -15,8 +15,15 @@ class FlowerState(State):
 
 def event(kind: str, **fields: object) -> dict:
     now = time.time()
-    return {"type": f"task-{kind}", "uuid": "job-convert", "hostname": "worker@host",
-            "timestamp": now, "local_received": now, "clock": 1, **fields}
+    return {
+        "type": f"task-{kind}",
+        "uuid": "job-convert",
+        "hostname": "worker@host",
+        "timestamp": now,
+        "local_received": now,
+        "clock": 1,
+        **fields,
+    }
 
 
 def test_progress_is_a_field_of_a_started_task_not_a_state_of_its_own():

@@ -46,8 +46,9 @@ def test_a_jobs_lines_from_gateway_and_worker_share_its_job_id(
     # The gateway: the upload's own line and its request line, each with the job id.
     messages = [r["message"] for r in from_gateway]
     assert "upload accepted" in messages
-    upload_request = next(r for r in from_gateway if r["message"] == "request"
-                          and r["route"] == "/upload")
+    upload_request = next(
+        r for r in from_gateway if r["message"] == "request" and r["route"] == "/upload"
+    )
     assert upload_request["status"] == 202 and upload_request["method"] == "POST"
     assert upload_request["request_id"] and upload_request["duration_ms"] >= 0
     assert any(r["message"] == "request" and r["route"] == "/jobs/<job_id>" for r in from_gateway)

@@ -57,14 +57,18 @@ def test_an_upload_and_its_finished_job_are_counted(
     assert value(after, "mp3_jobs", status="done") >= 1
     assert value(after, "mp3_jobs_count_up") == 1
     assert set(s[1][0][1] for s in after if s[0] == "mp3_jobs") == {
-        "queued", "converting", "done", "failed", "cancelled"}
+        "queued",
+        "converting",
+        "done",
+        "failed",
+        "cancelled",
+    }
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
     assert delta("mp3_http_requests_total", method="POST", route="/upload", status="202") == 1
-    assert delta("mp3_http_requests_total", method="GET", route="/jobs/<job_id>",
-                 status="200") >= 1
+    assert delta("mp3_http_requests_total", method="GET", route="/jobs/<job_id>", status="200") >= 1
     assert delta("mp3_upload_size_bytes_count") == 1
     uploaded = delta("mp3_upload_bytes_total", status="202")
     # The request body: the video plus its multipart framing.
@@ -74,18 +78,36 @@ def test_an_upload_and_its_finished_job_are_counted(
 
 
 def test_requests_served_by_every_gunicorn_worker_add_up(live_gateway, metrics_port):
-    before = value(scrape(metrics_port), "mp3_http_requests_total",
-                   method="GET", route="/healthz", status="200")
+    before = value(
+        scrape(metrics_port),
+        "mp3_http_requests_total",
+        method="GET",
+        route="/healthz",
+        status="200",
+    )
     # Separate connections, so that both gunicorn worker processes take some of them.
     for _ in range(12):
         assert httpx.get(f"{live_gateway}/healthz", timeout=5).status_code == 200
-    after = value(scrape(metrics_port), "mp3_http_requests_total",
-                  method="GET", route="/healthz", status="200")
+    after = value(
+        scrape(metrics_port),
+        "mp3_http_requests_total",
+        method="GET",
+        route="/healthz",
+        status="200",
+    )
     assert after - before == 12
     missing = httpx.get(f"{live_gateway}/no-such-page", timeout=5)
     assert missing.status_code == 404
-    assert value(scrape(metrics_port), "mp3_http_requests_total",
-                 method="GET", route="<unmatched>", status="404") >= 1
+    assert (
+        value(
+            scrape(metrics_port),
+            "mp3_http_requests_total",
+            method="GET",
+            route="<unmatched>",
+            status="404",
+        )
+        >= 1
+    )
 
 
 def test_the_public_port_does_not_serve_metrics(live_gateway):
@@ -112,24 +134,30 @@ def test_jobs_by_status_in_process(app, mongo_db):
     for status in jobs.STATUSES:
         count = mongo_db["jobs"].count_documents({"status": status})
         assert registry.get_sample_value("mp3_jobs", {"status": status}) == count
-    assert registry.get_sample_value("mp3_http_requests_total",
-                                     {"method": "GET", "route": "/healthz", "status": "200"})
+    assert registry.get_sample_value(
+        "mp3_http_requests_total", {"method": "GET", "route": "/healthz", "status": "200"}
+    )
 
 
-def test_a_broker_that_refuses_the_job_counts_a_publish_failure(stack_env, run_dir, auth,
-                                                                tmp_path):
+def test_a_broker_that_refuses_the_job_counts_a_publish_failure(stack_env, run_dir, auth, tmp_path):
     # A gateway of its own whose broker does not exist: the upload is undone and answered 503.
     port, metrics = servers.free_port(), servers.free_port()
-    env = {**stack_env, "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
-           "GUNICORN_WORKERS": "1", "METRICS_PORT": str(metrics),
-           "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{servers.free_port()}//"}
+    env = {
+        **stack_env,
+        "GUNICORN_CMD_ARGS": "--config python:app.gunicorn_conf",
+        "GUNICORN_WORKERS": "1",
+        "METRICS_PORT": str(metrics),
+        "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{servers.free_port()}//",
+    }
     proc = ServiceProcess(
         "gateway-no-broker",
         [str(servers.VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "app:create_app()"],
-        env, run_dir,
+        env,
+        run_dir,
     ).start()
     base = f"http://127.0.0.1:{port}"
     try:
+
         def up() -> bool:
             assert proc.proc.poll() is None, proc.log()[-3000:]
             try:
@@ -144,8 +172,10 @@ def test_a_broker_that_refuses_the_job_counts_a_publish_failure(stack_env, run_d
         assert response.json()["error"]["code"] == "queue_unavailable"
         samples = scrape(metrics)
         assert value(samples, "mp3_queue_publish_failures_total") == 1
-        assert value(samples, "mp3_http_requests_total", method="POST", route="/upload",
-                     status="503") == 1
+        assert (
+            value(samples, "mp3_http_requests_total", method="POST", route="/upload", status="503")
+            == 1
+        )
         assert value(samples, "mp3_upload_size_bytes_count") == 0
         readyz = httpx.get(f"{base}/readyz", timeout=5)
         assert readyz.status_code == 503 and "broker" in readyz.json()["error"]["message"]

@@ -59,7 +59,9 @@ def test_ready_when_every_dependency_answers(client):
 
 
 def test_mongodb_on_a_closed_port(settings):
-    app = make_app(settings, mongodb_uri=f"mongodb://127.0.0.1:{closed_port()}/mp3?directConnection=true")
+    app = make_app(
+        settings, mongodb_uri=f"mongodb://127.0.0.1:{closed_port()}/mp3?directConnection=true"
+    )
     status, body, seconds = ready(app)
     assert status == 503 and seconds < DEADLINE, (body, seconds)
     assert_names(body, "mongodb")
@@ -91,12 +93,16 @@ def test_a_dependency_that_accepts_connections_but_never_answers(settings, silen
     from app import db
 
     if dependency == "mongodb":
-        app = make_app(settings, mongodb_uri=f"mongodb://127.0.0.1:{silent_port}/mp3?directConnection=true")
+        app = make_app(
+            settings, mongodb_uri=f"mongodb://127.0.0.1:{silent_port}/mp3?directConnection=true"
+        )
     elif dependency == "broker":
         app = make_app(settings, broker_url=f"amqp://guest:guest@127.0.0.1:{silent_port}//")
     else:
         app = make_app(settings)
-        app.extensions["mp3"].engine = db.make_engine(f"mysql+pymysql://root@127.0.0.1:{silent_port}/mp3")
+        app.extensions["mp3"].engine = db.make_engine(
+            f"mysql+pymysql://root@127.0.0.1:{silent_port}/mp3"
+        )
     status, body, seconds = ready(app)
     assert status == 503 and seconds < DEADLINE, (body, seconds)
     assert_names(body, dependency)

@@ -19,8 +19,14 @@ pytestmark = pytest.mark.integration
 
 def health(heartbeat: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "WORKER_HEARTBEAT_FILE": str(heartbeat)}
-    return subprocess.run([sys.executable, "-m", "tasks.health", *args], env=env, cwd=servers.ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "tasks.health", *args],
+        env=env,
+        cwd=servers.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_a_fresh_heartbeat_is_healthy(tmp_path):
@@ -55,7 +61,10 @@ def test_the_real_worker_keeps_touching_its_heartbeat(worker, stack_env):
     beat = Path(stack_env["WORKER_HEARTBEAT_FILE"])
     wait_until(beat.exists, timeout=30, what="the worker's first heartbeat")
     first = beat.stat().st_mtime
-    wait_until(lambda: beat.stat().st_mtime > first, timeout=HEARTBEAT_EVERY + 10,
-               what="the worker to touch its heartbeat again")
+    wait_until(
+        lambda: beat.stat().st_mtime > first,
+        timeout=HEARTBEAT_EVERY + 10,
+        what="the worker to touch its heartbeat again",
+    )
     assert health(beat).returncode == 0
     assert health(beat, str(HEARTBEAT_EVERY + 5)).returncode == 0
