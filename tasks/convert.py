@@ -141,7 +141,8 @@ def convert(self, job_id: str) -> str:
         # Cancelled (or taken over) while the MP3 was being stored: it must not stay behind.
         mongo.delete_file(mongo.mp3s(database), oid)
         return job_id
-    _remove_video(database, job)
+    # The video is deleted by `notify`, after the email: deleting 227 MB takes SecantusDB about
+    # a second, which neither the user's email nor this worker's next job should wait for.
     log.info("converted", extra={"job_id": job_id, **{k: v for k, v in mp3.items() if k != "id"}})
     return job_id
 
@@ -226,6 +227,13 @@ def _convert(task, database, job: dict, me: str) -> dict:
 def _remove_video(database, job: dict) -> None:
     if not settings().keep_videos:
         mongo.delete_file(mongo.videos(database), job["video_id"])
+
+
+def remove_converted_video(database, job_id: object) -> None:
+    """Delete the video of a job that has ended as done or failed; nothing else is touched."""
+    job = jobs.get(database, job_id)
+    if job is not None and job["status"] in (jobs.DONE, jobs.FAILED):
+        _remove_video(database, job)
 
 
 def sweep_stale_tmp(max_age: float = 6 * 3600) -> int:

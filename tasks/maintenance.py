@@ -1,4 +1,5 @@
-"""Periodic clean-up (Celery beat): expired MP3s, orphaned GridFS chunks, stale temporary files."""
+"""Periodic clean-up (Celery beat): expired MP3s, left-over videos and GridFS chunks, stale
+temporary files, old login counters."""
 
 from __future__ import annotations
 
@@ -50,6 +51,25 @@ def remove_orphan_chunks(database: Database, grace: timedelta = ORPHAN_GRACE) ->
     return removed
 
 
+def remove_leftover_videos(database: Database, keep: bool, grace: timedelta = ORPHAN_GRACE) -> int:
+    """Delete stored videos no job will read again: of an ended job, or of no job at all.
+
+    `notify` deletes a finished job's video after its email; this catches the ones a failure
+    left behind. A video younger than `grace` is left alone (its job may not exist yet).
+    With `keep` (KEEP_VIDEOS), only videos without a job go.
+    """
+    removed = 0
+    cutoff = jobs.now() - grace
+    bucket = mongo.videos(database)
+    for video in database["videos.files"].find({"uploadDate": {"$lt": cutoff}}, {"_id": 1}):
+        # A video is stored under its job's id (core.jobs.create), so the lookup is by _id.
+        job = jobs.collection(database).find_one({"_id": video["_id"]}, {"status": 1})
+        if job is None or (not keep and job["status"] in jobs.TERMINAL):
+            mongo.delete_file(bucket, video["_id"])
+            removed += 1
+    return removed
+
+
 #: Failed-login counters are forgotten after this long without a failure, except hard locks,
 #: which only an operator lifts (`flask --app app users unlock`).
 THROTTLE_MEMORY = timedelta(days=7)
@@ -72,6 +92,7 @@ def sweep() -> dict[str, int]:
     result = {
         "mp3s": expire_mp3s(database, settings().mp3_retention_days),
         "orphan_chunks": remove_orphan_chunks(database),
+        "videos": remove_leftover_videos(database, settings().keep_videos),
         "tmp_dirs": sweep_stale_tmp(),
         "login_counters": forget_old_login_failures(database),
     }

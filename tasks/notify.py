@@ -2,6 +2,7 @@
 
 It runs after `convert` in the chain, and as the chain's error callback when the conversion
 failed. Whichever runs first claims the job's notification; every later run finds it claimed.
+After the email it deletes the finished job's video, which `convert` leaves for it.
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 import random
 import smtplib
 
+from bson import ObjectId
 from celery import shared_task
 from celery.utils.log import get_task_logger
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from core import jobs
 from tasks import mail
 from tasks.context import db, settings
+from tasks.convert import remove_converted_video
 
 log = get_task_logger(__name__)
 
@@ -52,20 +57,34 @@ def notify(self, job_id: str, *_args: object) -> str:
     """Email the owner how the job ended, unless that email went already."""
     database = db()
     oid = jobs.parse_id(job_id)
+    try:
+        _email(self, database, oid)
+    finally:
+        # Whatever became of the email (sent, given up, to be retried, sent by an earlier run),
+        # the finished job's video goes now: the email, not the clean-up, is what the user waits
+        # for. A failure here is left to the maintenance sweep rather than hiding the outcome.
+        try:
+            remove_converted_video(database, oid)
+        except PyMongoError as exc:
+            log.warning("video not deleted", extra={"job_id": job_id, "error": str(exc)})
+    return job_id
+
+
+def _email(task, database: Database, oid: ObjectId) -> None:
+    job_id = str(oid)
     job = jobs.claim_notification(database, oid, stale_seconds=STALE_SECONDS)
     if job is None:
         log.info("no email to send", extra={"job_id": job_id})
-        return job_id
+        return
     try:
         mail.send(mail.compose(job, settings()), settings())
     except (smtplib.SMTPException, *TRANSIENT) as exc:
-        if _is_permanent(exc) or self.request.retries >= MAX_RETRIES:
+        if _is_permanent(exc) or task.request.retries >= MAX_RETRIES:
             jobs.set_notification(database, oid, "failed", error=str(exc))
             log.error("email failed for good", extra={"job_id": job_id, "error": str(exc)})
-            return job_id
+            return
         jobs.set_notification(database, oid, "retrying", error=str(exc))
         log.warning("email deferred", extra={"job_id": job_id, "error": str(exc)})
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from None
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from None
     jobs.set_notification(database, oid, "sent")
     log.info("emailed", extra={"job_id": job_id, "outcome": job["status"]})
-    return job_id

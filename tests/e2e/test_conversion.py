@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import stored
 from tests.support.media import audio_codec_of, duration_of, make_video
 from tests.support.servers import wait_until
 
@@ -33,14 +34,19 @@ def test_each_container_converts_to_an_mp3_of_the_same_length(
     assert abs(duration_of(mp3) - duration_of(video)) <= 0.1
     assert abs(job["mp3"]["duration_seconds"] - duration_of(video)) <= 0.1
 
-    stored = mongo_db["mp3s.files"].find_one({"_id": job["mp3"]["id"]}) or mongo_db[
+    mp3_file = mongo_db["mp3s.files"].find_one({"_id": job["mp3"]["id"]}) or mongo_db[
         "mp3s.files"
     ].find_one({"filename": f"holiday {kind}.mp3"})
-    assert stored["metadata"]["copied"] is (kind == "mkv-mp3"), "MP3 audio must be stream-copied"
-    # The source video is deleted once converted; the MP3 stays.
-    assert mongo_db["videos.files"].count_documents({"_id": stored["_id"]}) == 0
+    assert mp3_file["metadata"]["copied"] is (kind == "mkv-mp3"), "MP3 audio must be stream-copied"
 
     [email] = wait_until(lambda: smtp_server.inbox.for_job(job_id), timeout=30, what="the email")
+    # The source video is deleted once the email is out; the MP3 stays.
+    wait_until(
+        lambda: mongo_db["videos.files"].count_documents({"_id": mp3_file["_id"]}) == 0,
+        timeout=30,
+        what="the video to be deleted",
+    )
+    assert mongo_db["mp3s.files"].count_documents({"_id": mp3_file["_id"]}) == 1
     assert email["To"] == user.email
     text = email.get_body(("plain",)).get_content()
     assert f"http://mp3.example.test/jobs/{job_id}/mp3" in text
@@ -73,11 +79,11 @@ def test_bitrate_and_quality_are_honoured(jobs_api, auth, client, tmp_path):
 )
 def test_bad_options_are_refused(fields, message, jobs_api, auth, mongo_db, tmp_path):
     user = auth.login()
-    before = mongo_db["videos.files"].count_documents({})
+    before = stored.videos(mongo_db)
     response = jobs_api.upload(user, make_video(tmp_path, "mp4", seconds=1), **fields)
     assert response.status_code == 400
     assert message in response.get_json()["error"]["message"]
-    assert mongo_db["videos.files"].count_documents({}) == before
+    stored.assert_no_new_videos(mongo_db, before)
 
 
 def _truncated_mp4(tmp_path):
@@ -122,9 +128,9 @@ def test_a_text_file_renamed_mp4_is_refused_at_upload(jobs_api, auth, mongo_db, 
     user = auth.login()
     text = tmp_path / "notes.mp4"
     text.write_text("shopping list: eggs, milk\n" * 100)
-    before = mongo_db["videos.files"].count_documents({})
+    before = stored.videos(mongo_db)
     response = jobs_api.upload(user, text)
     assert response.status_code == 415
     assert response.get_json()["error"]["code"] == "unsupported_media_type"
-    assert mongo_db["videos.files"].count_documents({}) == before
+    stored.assert_no_new_videos(mongo_db, before)
     assert mongo_db["jobs"].count_documents({"owner_email": user.email}) == 0

@@ -10,7 +10,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.support import servers
+from tests.support import servers, stored
 from tests.support.media import make_video
 from tests.support.servers import wait_until
 from tests.support.stack import Stack, processes_named
@@ -117,8 +117,7 @@ def test_an_upload_over_the_limit_is_413_and_leaves_nothing(app, auth, client, m
     )
     small_client = small.test_client()
     user = auth.login()
-    files_before = mongo_db["videos.files"].count_documents({})
-    chunks_before = mongo_db["videos.chunks"].count_documents({})
+    before = stored.videos(mongo_db)
     big = b"\x00\x00\x00\x18ftypisom" + os.urandom(300_000)
     import io
 
@@ -127,8 +126,7 @@ def test_an_upload_over_the_limit_is_413_and_leaves_nothing(app, auth, client, m
     )
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "too_large"
-    assert mongo_db["videos.files"].count_documents({}) == files_before
-    assert mongo_db["videos.chunks"].count_documents({}) == chunks_before
+    stored.assert_no_new_videos(mongo_db, before)
     assert mongo_db["jobs"].count_documents({"owner_email": user.email}) == 0
 
 

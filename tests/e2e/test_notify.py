@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
@@ -25,6 +26,36 @@ def test_running_notify_again_sends_no_second_email(jobs_api, auth, smtp_server,
     notify.apply_async((job_id,))
     time.sleep(3)
     assert len(smtp_server.inbox.for_job(job_id)) == 1
+
+
+def test_notify_deletes_the_video_after_the_email_even_when_run_again(
+    jobs_api, auth, smtp_server, mongo_db, tmp_path
+):
+    # The worker that sent the email may die before deleting the video: the redelivered notify
+    # sends nothing more, but deletes it.
+    from core import mongo
+    from tasks.notify import notify
+
+    user = auth.login()
+    job_id = jobs_api.submit(user, make_video(tmp_path, "mp4", seconds=1))
+    assert jobs_api.wait(user, job_id)["status"] == "done"
+    wait_until(lambda: smtp_server.inbox.for_job(job_id), timeout=30, what="the email")
+    oid = ObjectId(job_id)
+    wait_until(
+        lambda: mongo_db["videos.files"].count_documents({"_id": oid}) == 0,
+        timeout=30,
+        what="the video to be deleted after the email",
+    )
+    mongo.videos(mongo_db).upload_from_stream_with_id(oid, "left.mp4", io.BytesIO(b"left"))
+    notify.apply_async((job_id,))
+    wait_until(
+        lambda: mongo_db["videos.files"].count_documents({"_id": oid}) == 0,
+        timeout=30,
+        what="the redelivered notify to delete the video",
+    )
+    assert mongo_db["videos.chunks"].count_documents({"files_id": oid}) == 0
+    assert len(smtp_server.inbox.for_job(job_id)) == 1
+    assert mongo_db["mp3s.files"].count_documents({"_id": oid}) == 1
 
 
 def test_a_permanent_smtp_refusal_is_recorded_on_the_job(jobs_api, auth, mongo_db, tmp_path):

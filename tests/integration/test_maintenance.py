@@ -47,6 +47,27 @@ def test_the_sweep_removes_what_is_stale_and_keeps_what_is_not(mongo_db, worker,
     young = ObjectId()
     for files_id in (orphan, young):
         mongo_db["videos.chunks"].insert_one({"files_id": files_id, "n": 0, "data": b"x" * 100})
+    # Videos: one of a finished job whose deletion failed, one of no job (its job was never
+    # made), one of a job still queued; and a young one of no job (its upload just finished).
+    videos = mongo.videos(mongo_db)
+    hours_ago = datetime.now(UTC) - timedelta(hours=7)
+    queued = ObjectId()
+    jobs.create(
+        mongo_db,
+        queued,
+        owner=1,
+        owner_email="sweep@example.test",
+        filename="q.mp4",
+        video_bytes=3,
+        bitrate=None,
+        quality=None,
+    )
+    jobless, just_uploaded = ObjectId(), ObjectId()
+    for oid in (old_job, jobless, queued, just_uploaded):
+        videos.upload_from_stream_with_id(oid, "v.mp4", io.BytesIO(b"vid"))
+    mongo_db["videos.files"].update_many(
+        {"_id": {"$in": [old_job, jobless, queued]}}, {"$set": {"uploadDate": hours_ago}}
+    )
     # A worker killed mid-job leaves its folder; its pid no longer exists.
     stale = Path(stack_env["TMPDIR"]) / "mp3-job-999999999-abc"
     stale.mkdir()
@@ -78,6 +99,10 @@ def test_the_sweep_removes_what_is_stale_and_keeps_what_is_not(mongo_db, worker,
     assert jobs.get(mongo_db, old_job)["mp3"] is None
     assert mongo_db["mp3s.files"].count_documents({"_id": new_job}) == 1
     assert mongo_db["videos.chunks"].count_documents({"files_id": orphan}) == 0
+    left = {doc["_id"] for doc in mongo_db["videos.files"].find({}, {"_id": 1})}
+    assert old_job not in left and jobless not in left
+    assert {queued, just_uploaded} <= left
+    assert mongo_db["videos.chunks"].count_documents({"files_id": {"$in": [old_job, jobless]}}) == 0
     assert mongo_db["videos.chunks"].count_documents({"files_id": young}) == 1
     assert throttle.count_documents({"_id": f"account:gone-{old_job}@example.test"}) == 0
     assert throttle.count_documents({"_id": f"account:locked-{old_job}@example.test"}) == 1

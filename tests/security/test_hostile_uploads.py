@@ -30,7 +30,7 @@ import pytest
 
 from core import jobs
 from tests.security.canaries import CanaryServer, FileWatch, Trace
-from tests.support import servers
+from tests.support import servers, stored
 from tests.support.media import FFMPEG, make_video
 from tests.support.servers import wait_until
 
@@ -161,19 +161,6 @@ def _post(client, user, body: bytes):
         data=body,
         content_type=f"multipart/form-data; boundary={BOUNDARY}",
     )
-
-
-def _stored(db) -> tuple[set, set]:
-    """Return the ids of the video files and of the files that video chunks belong to."""
-    files = {doc["_id"] for doc in db["videos.files"].find({}, {"_id": 1})}
-    chunks = {doc["files_id"] for doc in db["videos.chunks"].find({}, {"files_id": 1})}
-    return files, chunks
-
-
-def _assert_nothing_new(db, before: tuple[set, set]) -> None:
-    files, chunks = _stored(db)
-    assert files - before[0] == set(), "a video file was left behind"
-    assert chunks - before[1] == set(), "video chunks were left behind"
 
 
 def _wait_for_end(client, user, job_id: str, timeout: float = 90) -> dict:
@@ -452,7 +439,7 @@ def test_what_is_not_one_file_is_400_and_leaves_nothing(
         # A raw line break ends the part's header early: what follows is no header at all.
         "a file name broken by a line break": multipart(("file", "new\r\nline.mp4", video_bytes)),
     }
-    before = _stored(mongo_db)
+    before = stored.videos(mongo_db)
     for what, body in bodies.items():
         response = _post(client, user, body)
         assert response.status_code == 400, (what, response.get_json())
@@ -467,7 +454,7 @@ def test_what_is_not_one_file_is_400_and_leaves_nothing(
         ),
     }.items():
         assert response.status_code == 400, (what, response.get_json())
-    _assert_nothing_new(mongo_db, before)
+    stored.assert_no_new_videos(mongo_db, before)
     assert client.get("/jobs", headers=user.headers).get_json()["total"] == 0
 
 
@@ -536,11 +523,11 @@ def test_a_chunked_upload_past_the_limit_is_413_and_leaves_nothing(
 ) -> None:
     base, _ = small_gateway
     user = auth.login()
-    before = _stored(mongo_db)
+    before = stored.videos(mongo_db)
     for size in (SMALL_LIMIT + 1, 4 * SMALL_LIMIT, 40 * SMALL_LIMIT):
         assert _chunked_upload(base, user, size, video_bytes[:4096]) == 413, size
     time.sleep(0.5)
-    _assert_nothing_new(mongo_db, before)
+    stored.assert_no_new_videos(mongo_db, before)
     assert client.get("/jobs", headers=user.headers).get_json()["total"] == 0
 
 
@@ -575,7 +562,7 @@ def test_a_declared_length_past_the_limit_is_413_before_the_body(small_gateway, 
 def test_a_malformed_chunked_body_is_400_not_500(small_gateway, auth, mongo_db, video_bytes):
     _, port = small_gateway
     user = auth.login()
-    before = _stored(mongo_db)
+    before = stored.videos(mongo_db)
     head = _request_head(user, "Transfer-Encoding: chunked")
     part = next(iter(_chunks(0, b""))) + video_bytes[:8192]
     body = f"{len(part):x}\r\n".encode() + part + b"\r\nzz-not-a-size\r\n" + b"\0" * 100
@@ -583,4 +570,4 @@ def test_a_malformed_chunked_body_is_400_not_500(small_gateway, auth, mongo_db, 
     assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
     assert b'"bad_request"' in answer
     time.sleep(0.5)
-    _assert_nothing_new(mongo_db, before)
+    stored.assert_no_new_videos(mongo_db, before)
