@@ -123,11 +123,20 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
     bare_x = med(results, "long-mp3", "bare-reencode", "wall") / med(
         results, "long-mp3", "bare", "wall"
     )
+    # What the job cannot go below: the video read out of GridFS (and probed) before ffmpeg
+    # starts, the same bytes for a copy and a re-encode.
+    step_copy, step_enc = (
+        med(results, "long-mp3", path, "ffmpeg_store_s") for path in ("service", "service-reencode")
+    )
+    floor = copy - step_copy
     rows.append(
         (
             f"MP3 audio stream-copied: re-encode / copy job time, {label['long-mp3']}",
             "≥ 15x",
-            f"{_ratio(enc / copy)} (bare ffmpeg: {_ratio(bare_x)})",
+            f"{_ratio(enc / copy)} (bare ffmpeg: {_ratio(bare_x)}; the conversion step "
+            f"(ffmpeg + MP3 stored): {_ratio(step_enc / step_copy)}; reading the video out of "
+            f"GridFS first takes {floor:.2f} s, which caps the job ratio at "
+            f"{_ratio(enc / floor)})",
             enc / copy >= 15,
         )
     )
@@ -476,9 +485,11 @@ def render(results: dict, png_name: str) -> str:
         one_b = results["inputs"]["short"]["seconds"] / med(results, "short", "bare", "wall")
         lines += [
             "",
-            f"Two workers (two processes, `--concurrency 1` each) against two bare ffmpeg "
-            f"processes, 4 jobs of {label['short']} per round, from the moment both workers "
-            "start consuming to the last MP3 stored (media seconds per wall second):",
+            f"Two workers on `convert` (two processes, `--concurrency 1` each), with a third on "
+            "`notify` as production runs them (it sends the emails and deletes the videos, on "
+            f"the same cores), against two bare ffmpeg processes, 4 jobs of {label['short']} "
+            "per round, from the moment both workers start consuming to the last MP3 stored "
+            "(media seconds per wall second):",
             "",
             "| | two in parallel | one at a time | scaling |",
             "| --- | ---: | ---: | ---: |",

@@ -236,7 +236,7 @@ class Stack:
         timeout: float = 900,
         every: float = 0.05,
     ) -> dict:
-        """Poll MongoDB until the job ended (and its email went); return the job record."""
+        """Poll MongoDB until the job ended (and its email went, and its video); return the job."""
         from bson import ObjectId
 
         oid = ObjectId(job_id)
@@ -248,6 +248,9 @@ class Stack:
             if job["status"] == "failed":
                 raise RuntimeError(f"job {job_id} failed: {job.get('error')}")
             if notified and job["notification"]["state"] not in ("sent", "failed"):
+                return None
+            if notified and job["status"] == "done" and db["videos.files"].find_one({"_id": oid}):
+                # notify deletes the video after the email: the job's work ends there.
                 return None
             return job
 
