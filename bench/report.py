@@ -286,7 +286,9 @@ def render(results: dict, png_name: str) -> str:
         "ffmpeg_params=['-q:a', '4'])` — the course's call, with the same encoder settings and "
         "sample rate so that only the way of working differs; moviepy is imported before the "
         "clock starts; (c) is a real upload over HTTP to the gateway (gunicorn), RabbitMQ, "
-        "SecantusDB and one `celery -A tasks worker --concurrency 1`.",
+        "SecantusDB and one `celery -A tasks worker --concurrency 1`. Every measured run starts "
+        "once the stack's own processes are idle (under 10 % of a core for 0.25 s), so no run "
+        "shares the cores with the storage work the previous one left behind.",
         "",
         "## Targets",
         "",

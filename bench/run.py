@@ -122,6 +122,24 @@ class Bench:
         record["load1"] = os.getloadavg()[0]
         self.results["paths"].setdefault(key, {}).setdefault(path, []).append(record)
 
+    def settle(self, window: float = 0.25, timeout: float = 15) -> float:
+        """Wait until the stack's own processes are idle; return how long that took.
+
+        SecantusDB goes on working after a request is answered (a 227 MB delete or upload leaves
+        seconds of storage work behind), and a measurement that starts meanwhile shares the
+        cores with it: bare ffmpeg's CPU time on the 60 s input varied by 30 % that way. Every
+        measured run starts once the servers and workers use under 10 % of a core.
+        """
+        pids = [self.stack.mongo_pid, self.stack.gateway_pid]
+        pids += [w.proc.pid for w in self.stack.workers.values()]
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            before = tree_cpu(pids)
+            time.sleep(window)
+            if tree_cpu(pids) - before < 0.1 * window:
+                break
+        return time.monotonic() - began
+
     def service(
         self,
         inp: Input,
@@ -303,11 +321,14 @@ class Bench:
             for i in range(runs):
                 log(f"{inp.label}: run {i + 1}/{runs}")
                 self.add(key, "probe", probe_cost(inp.path))
+                self.settle()
                 self.add(key, "bare", bare(inp.path, self.out / f"{key}-bare.mp3"))
+                self.settle()
                 self.add(
                     key, "course", course(inp.path, self.out / f"{key}-course.mp3", self.stack.dir)
                 )
                 if key == "long":
+                    self.settle()
                     started = time.perf_counter()
                     with inp.path.open("rb") as fh:
                         fid = raw_bucket.upload_from_stream(inp.path.name, fh)
@@ -318,6 +339,7 @@ class Bench:
                         "raw",
                         {"mbps": inp.path.stat().st_size / MB / seconds, "seconds": seconds},
                     )
+                self.settle()
                 record = self.service(inp)
                 self.add(key, "service", record)
                 if key == "long":
@@ -327,11 +349,13 @@ class Bench:
                         {"mbps": record["upload_mbps"], "seconds": record["upload_s"]},
                     )
                 if key == "long-mp3":
+                    self.settle()
                     self.add(
                         key,
                         "bare-reencode",
                         bare(inp.path, self.out / f"{key}-reencode.mp3", quality=4),
                     )
+                    self.settle()
                     self.add(key, "service-reencode", self.service(inp, fields={"quality": "4"}))
 
     def streaming(self) -> None:
@@ -358,7 +382,9 @@ class Bench:
 
             for i in range(self.runs):
                 log(f"streaming experiment, {inp.label}: run {i + 1}/{self.runs}")
+                self.settle()
                 seq = streaming.sequential(bucket, oid, argv_for, self.out)
+                self.settle()
                 st = streaming.streamed(bucket, oid, argv_for, self.out)
                 same = seq.pop("out") == st.pop("out")
                 self.add(f"stream-{key}", "sequential", seq)
@@ -370,7 +396,9 @@ class Bench:
         runs = max(5, self.runs)
         log(f"per-job overhead: {inp.label}, {runs}x bare and service")
         for _ in range(runs):
+            self.settle()
             self.add("clip", "bare", bare(inp.path, self.out / "clip-bare.mp3"))
+            self.settle()
             self.add("clip", "service", self.service(inp))
 
     def profile(self) -> None:
@@ -438,6 +466,7 @@ class Bench:
                 f"two workers vs two bare ffmpeg: round {i + 1}/{self.runs}, "
                 f"{jobs_per_round} x {inp.label}"
             )
+            self.settle()
             started = time.perf_counter()
             with ThreadPoolExecutor(2) as pool:
                 list(
@@ -453,6 +482,7 @@ class Bench:
             )
             app.control.cancel_consumer("convert", destination=dest, reply=True, timeout=10)
             ups = [self.stack.upload(inp.path) for _ in range(jobs_per_round)]
+            self.settle()
             t0 = time.time()
             app.control.add_consumer("convert", destination=dest, reply=True, timeout=10)
             done = [self.stack.wait_job(self.db, u.job_id, notified=False) for u in ups]
