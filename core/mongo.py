@@ -15,10 +15,9 @@ from pymongo.database import Database
 CHUNK_SIZE = 1024 * 1024
 #: Chunks per round trip when a file is read whole. GridOut's own cursor lets the server fill
 #: 16 MB batches, which the reader holds twice (raw and decoded): +30 MB of RSS per copy or
-#: download (bench/RESULTS.md). Four chunks hold ~8 MB; measured against SecantusDB, copying a
-#: 23 MB video took 0.067 s with four (0.083 s with two, 0.115 s with eight: a large batch is
-#: built whole before its first byte is sent).
-READ_BATCH = 4
+#: download (bench/RESULTS.md). Two chunks keep it at ~2 MB and cost no throughput: four were
+#: 8 % faster on a 227 MB video just uploaded and 15 % slower on a 23 MB one (bench/FINDINGS.md).
+READ_BATCH = 2
 
 # pymongo's GridIn gathers up to 32 MB of chunks before one insert_many, and BSON-encodes the
 # batch on top: ~95 MB of peak memory per upload in flight, measured here. Four chunks per batch
