@@ -308,10 +308,11 @@ def render(results: dict, png_name: str) -> str:
         "Wall time: (a) and (b) the conversion process; (c) from the upload's 202 to the MP3 "
         "stored (the job's `finished_at`). CPU: (a) ffmpeg's rusage; (b) the Python process and "
         "every ffmpeg it started; (c) the worker's whole process tree (main process, pool "
-        "process, every ffmpeg and probe), from before the upload until its email was sent. Peak "
-        "memory: the largest sum of PSS over that same tree, sampled every 50 ms (PSS splits "
-        "shared pages, so the forked pool process and its parent are not counted twice); for "
-        "(a) ffmpeg's VmHWM. MB here are MiB.",
+        "process, every ffmpeg and probe), from before the upload until its email was sent and "
+        "its video deleted. Peak memory: the largest sum of PSS over that same tree, sampled "
+        "every 0.5 s (PSS splits shared pages, so the forked pool process and its parent are "
+        "not counted twice; reading it more often slowed the job it measured), RSS every "
+        "50 ms; for (a) ffmpeg's VmHWM. MB here are MiB.",
         "",
         f"![realtime factor per path and input]({png_name})",
         "",
