@@ -2,15 +2,16 @@
 
 Order of a run (the stack stays up throughout):
 
-1. gateway only (no worker yet): warm-up uploads, download throughput against a raw GridFS read,
-   and the gateway's memory while a 1 GiB body streams in from a generator;
+1. warm-up uploads, converted once the worker starts;
 2. one worker (`--concurrency 1`, as production's convert Deployment): for each input, the runs
    of (a) bare ffmpeg, (b) moviepy and (c) the service are interleaved, so a neighbour's load
    on this shared machine hits all three alike; raw GridFS uploads interleave with the service's
    uploads of the long video; then the per-job overhead on the 5 s clip;
 3. py-spy on the worker's pool process during one more job of each profiled input, and on the
    gateway during one more upload (not counted in any figure);
-4. two workers against two bare ffmpeg processes in parallel.
+4. two workers against two bare ffmpeg processes in parallel;
+5. the gateway's own figures (no worker consuming): download throughput against a raw GridFS
+   read, and the gateway's memory while a 1 GiB body streams in from a generator.
 """
 
 from __future__ import annotations
@@ -282,6 +283,10 @@ class Bench:
 
         import psutil
 
+        # No worker may start converting the body (it is deleted as soon as it is stored).
+        app = self.stack.celery()
+        workers = [self.stack.hostname(name) for name in self.stack.workers]
+        app.control.cancel_consumer("convert", destination=workers, reply=True, timeout=10)
         gateway = psutil.Process(self.stack.gateway_pid)
         before = {p.pid: p.memory_info().rss for p in [gateway, *gateway.children(recursive=True)]}
         cpu0 = tree_cpu(self.stack.gateway_pid)
@@ -537,8 +542,6 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         bench = Bench(stack, inputs, runs=runs, quick=args.quick)
         warm = bench.warm_up()
-        bench.download_throughput(warm[0])
-        bench.big_upload()
         log("starting the worker")
         stack.start_worker("w1")
         for job_id in warm:
@@ -549,6 +552,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_profile:
             bench.profile()
         bench.parallel()
+        # The gateway's own measurements come last: after the 1 GiB upload and the 227 MB
+        # downloads, the next jobs cost the pool process twice the CPU for a while (0.05 →
+        # 0.10 s per 60 s job, on a fresh stack; bench/FINDINGS.md), which would tax whichever
+        # input the matrix measured first.
+        bench.download_throughput(warm[0])
+        bench.big_upload()
     finally:
         stack.close()
         if bench is not None:
