@@ -208,17 +208,21 @@ class Bench:
     # --- phase 1: the gateway alone ------------------------------------------------------------
 
     def warm_up(self) -> list[str]:
-        log("warm-up uploads (the worker converts them when it starts)")
-        return [self.stack.upload(self.inputs["clip"].path).job_id for _ in range(6)]
+        from bson import ObjectId
 
-    def download_throughput(self, owner_job: str) -> None:
+        log("warm-up uploads (the worker converts them when it starts)")
+        warm = [self.stack.upload(self.inputs["clip"].path).job_id for _ in range(6)]
+        # The bench's user, whose MP3s `_stored_mp3` stores directly.
+        self.owner = self.db["jobs"].find_one({"_id": ObjectId(warm[0])})
+        return warm
+
+    def download_throughput(self) -> None:
         """GET /jobs/<id>/mp3 against a raw GridFS read of the same stored bytes."""
         from bson import ObjectId
 
         from core import mongo
 
         inp = self.inputs["long"]
-        self.owner = self.db["jobs"].find_one({"_id": ObjectId(owner_job)})
         oid = ObjectId(self._stored_mp3(inp))
         bucket = mongo.mp3s(self.db)
         size = inp.path.stat().st_size
@@ -556,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         # downloads, the next jobs cost the pool process twice the CPU for a while (0.05 →
         # 0.10 s per 60 s job, on a fresh stack; bench/FINDINGS.md), which would tax whichever
         # input the matrix measured first.
-        bench.download_throughput(warm[0])
+        bench.download_throughput()
         bench.big_upload()
     finally:
         stack.close()
