@@ -2,7 +2,8 @@
 
 Order of a run (the stack stays up throughout):
 
-1. warm-up uploads, converted once the worker starts;
+1. gateway only (no worker yet): warm-up uploads, and download throughput against a raw GridFS
+   read;
 2. one worker (`--concurrency 1`, as production's convert Deployment): for each input, the runs
    of (a) bare ffmpeg, (b) moviepy and (c) the service are interleaved, so a neighbour's load
    on this shared machine hits all three alike; raw GridFS uploads interleave with the service's
@@ -10,8 +11,7 @@ Order of a run (the stack stays up throughout):
 3. py-spy on the worker's pool process during one more job of each profiled input, and on the
    gateway during one more upload (not counted in any figure);
 4. two workers against two bare ffmpeg processes in parallel;
-5. the gateway's own figures (no worker consuming): download throughput against a raw GridFS
-   read, and the gateway's memory while a 1 GiB body streams in from a generator.
+5. the gateway's memory while a 1 GiB body streams in from a generator (no worker consuming).
 """
 
 from __future__ import annotations
@@ -546,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         bench = Bench(stack, inputs, runs=runs, quick=args.quick)
         warm = bench.warm_up()
+        bench.download_throughput()
         log("starting the worker")
         stack.start_worker("w1")
         for job_id in warm:
@@ -556,11 +557,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_profile:
             bench.profile()
         bench.parallel()
-        # The gateway's own measurements come last: after the 1 GiB upload and the 227 MB
-        # downloads, the next jobs cost the pool process twice the CPU for a while (0.05 →
-        # 0.10 s per 60 s job, on a fresh stack; bench/FINDINGS.md), which would tax whichever
-        # input the matrix measured first.
-        bench.download_throughput()
+        # The 1 GiB upload comes last: with it (and the downloads) before the matrix, the next
+        # jobs cost the pool process twice the CPU for a while (0.05 → 0.10 s per 60 s job, on a
+        # fresh stack; bench/FINDINGS.md), which taxed whichever input was measured first.
         bench.big_upload()
     finally:
         stack.close()
