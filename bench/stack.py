@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -101,22 +100,7 @@ class Stack:
 
     def _login(self) -> None:
         email = f"bench-{uuid.uuid4().hex[:8]}@example.test"
-        subprocess.run(
-            [
-                str(servers.VENV_BIN / "flask"),
-                "--app",
-                "app",
-                "users",
-                "create",
-                email,
-                "--password",
-                PASSWORD,
-            ],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            cwd=servers.ROOT,
-        )
+        servers.create_user(self.env, email, PASSWORD)
         response = httpx.post(f"{self.url}/login", auth=(email, PASSWORD), timeout=30)
         response.raise_for_status()
         self.token = response.text.strip()

@@ -273,6 +273,17 @@ class ServiceProcess:
         return self
 
 
+def create_user(env: Mapping[str, str], email: str, password: str) -> None:
+    """Create a user with the real CLI command (`flask --app app users create`)."""
+    subprocess.run(
+        [str(VENV_BIN / "flask"), "--app", "app", "users", "create", email, "--password", password],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+
+
 def worker_argv(hostname: str, queues: str = "convert,notify", concurrency: int = 1) -> list[str]:
     """Return the command of a real `celery -A tasks worker` on the queues."""
     return [

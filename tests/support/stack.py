@@ -71,25 +71,8 @@ class Stack:
 
     def user(self) -> dict[str, str]:
         """Create a user with the real CLI command and return its Bearer header."""
-        import subprocess
-
         email = f"chaos-{uuid.uuid4().hex[:8]}@example.test"
-        subprocess.run(
-            [
-                str(servers.VENV_BIN / "flask"),
-                "--app",
-                "app",
-                "users",
-                "create",
-                email,
-                "--password",
-                "a long enough password",
-            ],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            cwd=servers.ROOT,
-        )
+        servers.create_user(self.env, email, "a long enough password")
         token = httpx.post(f"{self.url}/login", auth=(email, "a long enough password")).text
         return {"Authorization": f"Bearer {token}"}
 
