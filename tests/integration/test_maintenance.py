@@ -1,4 +1,5 @@
-"""The periodic sweep removes expired MP3s, orphaned GridFS chunks and stale temporary folders."""
+"""The periodic sweep removes expired MP3s, left-over videos, orphaned GridFS chunks and stale
+temporary folders."""
 
 from __future__ import annotations
 
@@ -10,32 +11,18 @@ import pytest
 from bson import ObjectId
 
 from core import jobs, mongo
+from tests.security import seed
 from tests.support.servers import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def _queued_job(db, oid: ObjectId) -> ObjectId:
-    jobs.create(
-        db,
-        oid,
-        owner=1,
-        owner_email="sweep@example.test",
-        filename="a.mp4",
-        video_bytes=1,
-        bitrate=None,
-        quality=None,
-    )
-    return oid
 
 
 def test_the_sweep_removes_what_is_stale_and_keeps_what_is_not(mongo_db, worker, stack_env):
     from tasks.maintenance import sweep
 
     bucket = mongo.mp3s(mongo_db)
-    old_job, new_job = ObjectId(), ObjectId()
+    old_job, new_job = (seed.job_record(mongo_db, 1, "sweep@example.test") for _ in range(2))
     for oid, age in ((old_job, 8), (new_job, 1)):
-        _queued_job(mongo_db, oid)
         bucket.upload_from_stream_with_id(oid, "a.mp3", io.BytesIO(b"\xff\xfb" * 1000))
         jobs.collection(mongo_db).update_one(
             {"_id": oid},
@@ -56,7 +43,7 @@ def test_the_sweep_removes_what_is_stale_and_keeps_what_is_not(mongo_db, worker,
     # made), one of a job still queued; and a young one of no job (its upload just finished).
     videos = mongo.videos(mongo_db)
     hours_ago = datetime.now(UTC) - timedelta(hours=7)
-    queued = _queued_job(mongo_db, ObjectId())
+    queued = seed.job_record(mongo_db, 1, "sweep@example.test")
     jobless, just_uploaded = ObjectId(), ObjectId()
     for oid in (old_job, jobless, queued, just_uploaded):
         videos.upload_from_stream_with_id(oid, "v.mp4", io.BytesIO(b"vid"))

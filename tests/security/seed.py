@@ -14,12 +14,9 @@ MP3_BYTES = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 40
 VIDEO_BYTES = b"\x00\x00\x00\x18ftypmp42" + bytes(1000)
 
 
-def queued_job(db: Database, owner: int, email: str, filename: str = "clip.mp4") -> ObjectId:
-    """Store a video and its queued job (published to no queue, so no worker takes it)."""
+def job_record(db: Database, owner: int, email: str, filename: str = "clip.mp4") -> ObjectId:
+    """Insert a queued job record only (no file); return its id."""
     oid = ObjectId()
-    mongo.videos(db).upload_from_stream_with_id(
-        oid, filename, io.BytesIO(VIDEO_BYTES), metadata={"owner": owner}
-    )
     jobs.create(
         db,
         oid,
@@ -33,19 +30,18 @@ def queued_job(db: Database, owner: int, email: str, filename: str = "clip.mp4")
     return oid
 
 
+def queued_job(db: Database, owner: int, email: str, filename: str = "clip.mp4") -> ObjectId:
+    """Store a video and its queued job (published to no queue, so no worker takes it)."""
+    oid = job_record(db, owner, email, filename)
+    mongo.videos(db).upload_from_stream_with_id(
+        oid, filename, io.BytesIO(VIDEO_BYTES), metadata={"owner": owner}
+    )
+    return oid
+
+
 def done_job(db: Database, owner: int, email: str, filename: str = "clip.mp4") -> ObjectId:
     """Store a finished job with its MP3, as the worker leaves one."""
-    oid = ObjectId()
-    jobs.create(
-        db,
-        oid,
-        owner=owner,
-        owner_email=email,
-        filename=filename,
-        video_bytes=len(VIDEO_BYTES),
-        bitrate=None,
-        quality=None,
-    )
+    oid = job_record(db, owner, email, filename)
     mongo.mp3s(db).upload_from_stream_with_id(
         oid, jobs.mp3_filename(filename), io.BytesIO(MP3_BYTES), metadata={"owner": owner}
     )
