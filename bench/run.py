@@ -23,8 +23,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from bench import inputs as inputs_mod
 from bench import machine, report
@@ -34,6 +36,7 @@ from bench.profile import Recorder, summarize
 from bench.stack import Stack, dump
 
 SAMPLE_RATE = 48000
+T = TypeVar("T")
 
 
 def log(message: str) -> None:
@@ -422,39 +425,34 @@ class Bench:
             if raw.exists():
                 found[name] = summarize(raw, within="trace_task")
         log("profiling the gateway during an upload of the long input (not counted)")
-        recorder = Recorder(
-            self.stack.gateway_pid,
-            self.profiles / "gateway-upload.txt",
-            idle=False,
-            subprocesses=True,
+        gateway, long = self.stack.gateway_pid, self.inputs["long"].path
+        # The gateway's requests run in gunicorn's worker processes, children of `gateway`.
+        up = self._profiled(
+            found, gateway, "gateway-upload", lambda: self.stack.upload(long), tree=True
         )
-        time.sleep(0.5)
-        up = self.stack.upload(self.inputs["long"].path)
-        raw = recorder.stop()
         self.stack.wait_job(self.db, up.job_id)
-        if raw:
-            found["gateway-upload"] = summarize(raw)
         oid = self._stored_mp3(self.inputs["long"])
-        recorder = Recorder(
-            self.stack.gateway_pid,
-            self.profiles / "gateway-download.txt",
-            idle=False,
-            subprocesses=True,
+        self._profiled(
+            found, gateway, "gateway-download", lambda: self.stack.download(oid), tree=True
         )
-        time.sleep(0.5)
-        self.stack.download(oid)
-        raw = recorder.stop()
         self.stack.delete(oid)
-        if raw:
-            found["gateway-download"] = summarize(raw)
-        recorder = Recorder(self.stack.mongo_pid, self.profiles / "mongo-upload.txt", idle=False)
-        time.sleep(0.5)
-        up = self.stack.upload(self.inputs["long"].path)
-        raw = recorder.stop()
+        up = self._profiled(
+            found, self.stack.mongo_pid, "mongo-upload", lambda: self.stack.upload(long)
+        )
         self.stack.wait_job(self.db, up.job_id)
-        if raw:
-            found["mongo-upload"] = summarize(raw)
         self.results["profiles"] = found
+
+    def _profiled(
+        self, found: dict, pid: int, name: str, action: Callable[[], T], *, tree: bool = False
+    ) -> T:
+        """Run `action` under a CPU-only py-spy of `pid` (and its children with `tree`)."""
+        recorder = Recorder(pid, self.profiles / f"{name}.txt", idle=False, subprocesses=tree)
+        time.sleep(0.5)  # py-spy attaches
+        result = action()
+        raw = recorder.stop()
+        if raw:
+            found[name] = summarize(raw)
+        return result
 
     # --- phase 4: two workers ----------------------------------------------------------------
 
