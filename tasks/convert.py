@@ -101,10 +101,8 @@ def convert(self, job_id: str) -> str:
                 "nothing to convert",
                 extra={"job_id": job_id, "status": current and current["status"]},
             )
-            if current is not None and current["status"] in (jobs.DONE, jobs.FAILED):
-                # The earlier delivery may have died between finishing the job and deleting its
-                # video (a dropped broker connection cancels the task): finish that clean-up.
-                _remove_video(database, current)
+            # A video the earlier delivery left behind goes with this chain's `notify`, which
+            # runs after this return (or as the error callback of the raise below).
             if current is not None and current["status"] == jobs.FAILED:
                 raise ConversionFailed(current.get("error") or "failed")
             return job_id
