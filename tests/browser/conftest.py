@@ -61,6 +61,11 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 def page(context: BrowserContext) -> Page:
     """A page that fails the test on any JavaScript error or CSP violation."""
     tab = context.new_page()
+    # Playwright's Python client turns file-chooser interception on without waiting for it when
+    # a test first listens for a chooser, so a key press sent just after can reach Chromium first:
+    # Chromium then opens its own (headless, invisible) dialog and no event ever comes (1 run in
+    # 11 here). A listener from the start keeps interception on before any test acts.
+    tab.on("filechooser", lambda _chooser: None)
     problems: list[str] = []
     tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     tab.on(
