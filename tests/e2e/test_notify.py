@@ -41,19 +41,18 @@ def test_notify_deletes_the_video_after_the_email_even_when_run_again(
     assert jobs_api.wait(user, job_id)["status"] == "done"
     wait_until(lambda: smtp_server.inbox.for_job(job_id), timeout=30, what="the email")
     oid = ObjectId(job_id)
-    wait_until(
-        lambda: mongo_db["videos.files"].count_documents({"_id": oid}) == 0,
-        timeout=30,
-        what="the video to be deleted after the email",
-    )
+
+    def video_gone() -> bool:
+        # GridFS deletes the file document first, then its chunks: both must be gone.
+        return (
+            mongo_db["videos.files"].count_documents({"_id": oid}) == 0
+            and mongo_db["videos.chunks"].count_documents({"files_id": oid}) == 0
+        )
+
+    wait_until(video_gone, timeout=30, what="the video to be deleted after the email")
     mongo.videos(mongo_db).upload_from_stream_with_id(oid, "left.mp4", io.BytesIO(b"left"))
     notify.apply_async((job_id,))
-    wait_until(
-        lambda: mongo_db["videos.files"].count_documents({"_id": oid}) == 0,
-        timeout=30,
-        what="the redelivered notify to delete the video",
-    )
-    assert mongo_db["videos.chunks"].count_documents({"files_id": oid}) == 0
+    wait_until(video_gone, timeout=30, what="the redelivered notify to delete the video")
     assert len(smtp_server.inbox.for_job(job_id)) == 1
     assert mongo_db["mp3s.files"].count_documents({"_id": oid}) == 1
 
