@@ -92,7 +92,10 @@ def json_lines(path: Path, ignore: tuple[str, ...] = ()) -> list[dict]:
     Lines starting with one of `ignore` are left out.
     """
     lines = []
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+    text = path.read_text(errors="replace")
+    # A last line without its newline is one the process is still writing: not yet a record.
+    complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+    for number, line in enumerate(complete.splitlines(), 1):
         if not line.strip() or (ignore and line.startswith(ignore)):
             continue
         try:
