@@ -13,7 +13,7 @@ import unicodedata
 from bson import ObjectId
 from flask import Blueprint, Response, g, jsonify, request, url_for
 from kombu.exceptions import KombuError, OperationalError
-from pymongo.errors import PyMongoError
+from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
@@ -156,6 +156,10 @@ class _Receiver:
                 )
 
 
+def _storage_unavailable() -> ApiError:
+    return ApiError(503, "storage_unavailable", "file storage is unavailable; try again soon")
+
+
 @bp.post("/upload")
 @jwt_required
 def upload() -> Response:
@@ -183,11 +187,13 @@ def upload() -> Response:
         receiver.abort()
         raise ApiError(400, "bad_request", "the multipart body is malformed") from None
     except PyMongoError as exc:
-        receiver.abort()
+        # When no server was found within the timeout, removing the chunks would wait as long
+        # again and fail the same way, doubling the wait for the 503. Chunks written before it
+        # went away are orphans, which the sweep removes.
+        if not isinstance(exc, ServerSelectionTimeoutError):
+            receiver.abort()
         log.error("storage unavailable during upload", extra={"error": str(exc)})
-        raise ApiError(
-            503, "storage_unavailable", "file storage is unavailable; try again soon"
-        ) from None
+        raise _storage_unavailable() from None
     except (ValueError, OSError) as exc:
         # A malformed body or a client that went away mid-upload.
         receiver.abort()
@@ -205,9 +211,7 @@ def upload() -> Response:
         )
     except PyMongoError:
         mongo.delete_file(mongo.videos(svc.mongo), job_id)
-        raise ApiError(
-            503, "storage_unavailable", "file storage is unavailable; try again soon"
-        ) from None
+        raise _storage_unavailable() from None
     _publish(job_id)
     # `filename` is a LogRecord attribute of its own, so the upload's name goes under another key.
     log.info("upload accepted", extra={"bytes": receiver.size, "upload_name": receiver.filename})
