@@ -14,7 +14,15 @@ from tests.support.servers import wait_until
 pytestmark = pytest.mark.e2e
 
 
-def test_running_notify_again_sends_no_second_email(jobs_api, auth, smtp_server, tmp_path):
+def _runs_that_sent_nothing(worker, job_id: str) -> int:
+    return sum(
+        1 for line in worker.log().splitlines() if "no email to send" in line and job_id in line
+    )
+
+
+def test_running_notify_again_sends_no_second_email(
+    jobs_api, auth, smtp_server, worker, tmp_path
+):
     from tasks.notify import notify
 
     user = auth.login()
@@ -24,7 +32,11 @@ def test_running_notify_again_sends_no_second_email(jobs_api, auth, smtp_server,
     # The same message delivered twice more (a redelivery, a retried chain).
     notify.apply_async((job_id,))
     notify.apply_async((job_id,))
-    time.sleep(3)
+    wait_until(
+        lambda: _runs_that_sent_nothing(worker, job_id) == 2,
+        timeout=30,
+        what="both extra runs of notify to finish",
+    )
     assert len(smtp_server.inbox.for_job(job_id)) == 1
 
 

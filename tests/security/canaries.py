@@ -133,6 +133,14 @@ class FfmpegRun:
         return [p for p in self.opened if not p.startswith(_LOADER) and not allowed.match(p)]
 
 
+def _tracer_of(pid: int) -> int:
+    """Return the pid of the process tracing `pid` (0 for none), from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("TracerPid:"):
+            return int(line.split()[1])
+    return 0
+
+
 class Trace:
     """strace -f attached to the worker and its pool: a record of every ffmpeg it runs."""
 
@@ -152,10 +160,15 @@ class Trace:
         for pid in pids:
             argv += ["-p", str(pid)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # strace writes nothing until a traced process makes a call; give it time to attach.
-        time.sleep(1.0)
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"strace could not attach: {self.proc.stderr.read().decode()}")
+        # strace writes nothing until a traced process makes a call: wait until the kernel
+        # names it as every process's tracer, so that no ffmpeg started after this goes unseen.
+        deadline = time.monotonic() + 30
+        while not all(_tracer_of(pid) == self.proc.pid for pid in pids):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"strace could not attach: {self.proc.stderr.read().decode()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"strace did not attach to {pids} within 30 s")
+            time.sleep(0.05)
 
     def stop(self) -> list[FfmpegRun]:
         """Detach from the worker (it goes on untouched) and return the ffmpeg runs seen."""
