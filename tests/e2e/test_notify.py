@@ -20,9 +20,7 @@ def _runs_that_sent_nothing(worker, job_id: str) -> int:
     )
 
 
-def test_running_notify_again_sends_no_second_email(
-    jobs_api, auth, smtp_server, worker, tmp_path
-):
+def test_running_notify_again_sends_no_second_email(jobs_api, auth, smtp_server, worker, tmp_path):
     from tasks.notify import notify
 
     user = auth.login()
