@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 #: The name of the lock that lets one process at a time migrate a shared database.
 MIGRATION_LOCK = "mp3_converter_migrations"
 MIGRATION_LOCK_SECONDS = 120
+#: How long a SQLite connection waits for another one's lock.
+SQLITE_TIMEOUT = 15
 
 
 class Base(DeclarativeBase):
@@ -35,18 +39,36 @@ def _sqlite_file(url: str | URL) -> Path | None:
     return Path(database)
 
 
+def _use_wal(dbapi_connection: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, which lets readers go on while a user is being written.
+
+    The mode is kept in the file, so only the first connections to a new database switch it.
+    Those that race for the switch get "database is locked" at once: SQLite does not wait on
+    its busy timeout there, as waiting could deadlock. They look again until it is done.
+    """
+    deadline = time.monotonic() + SQLITE_TIMEOUT
+    while True:
+        try:
+            if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine that works the same on SQLite and on MySQL/MariaDB."""
     if make_url(url).get_backend_name() == "sqlite":
         path = _sqlite_file(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 15})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_TIMEOUT})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-            # WAL lets the gateway's readers go on while a user is being written.
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(dbapi_connection)
             dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
         return engine

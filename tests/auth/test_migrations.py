@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -111,6 +112,33 @@ def test_processes_starting_together_all_migrate(database_url, tmp_path):
     engine = db.make_engine(database_url)
     assert revision(engine) == HEAD
     engine.dispose()
+
+
+def _connect_at(url: str, barrier, errors) -> None:  # type: ignore[no-untyped-def]
+    engine = db.make_engine(url)
+    barrier.wait()
+    try:
+        with engine.connect():
+            errors.put(None)
+    except Exception as exc:
+        errors.put(repr(exc))
+
+
+def test_processes_opening_a_new_sqlite_database_at_once_all_connect(tmp_path):
+    # The first connections to a new SQLite file switch it to WAL; the ones that lose that race
+    # used to fail with "database is locked" (a quarter of the rounds of 8 here).
+    forked = multiprocessing.get_context("fork")
+    failures = []
+    for round_ in range(60):
+        url = f"sqlite:///{tmp_path}/round-{round_}.db"
+        barrier, errors = forked.Barrier(8), forked.Queue()
+        procs = [forked.Process(target=_connect_at, args=(url, barrier, errors)) for _ in range(8)]
+        for proc in procs:
+            proc.start()
+        failures += [error for error in (errors.get(timeout=60) for _ in procs) if error]
+        for proc in procs:
+            proc.join(30)
+    assert failures == []
 
 
 def test_down_to_nothing_and_up_again(database_url):
