@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -33,11 +34,29 @@ class ServiceUnavailable(RuntimeError):
     """A service the tests need could not be reached; the message names it."""
 
 
+#: Ports for the test servers, below Linux's ephemeral range (32768 and up by default), where
+#: outgoing connections take their source ports: one of those could otherwise take a port in
+#: the time between this check and the server's own bind.
+TEST_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+#: Its own generator: pytest-randomly reseeds the shared one before every test.
+_pick = random.SystemRandom()
+
+
 def free_port() -> int:
-    """Return a TCP port on the loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Return a TCP port on the loopback that nothing uses now and no earlier call returned."""
+    for _ in range(1000):
+        port = _pick.choice(TEST_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {TEST_PORTS}")
 
 
 def wait_for_port(port: int, *, timeout: float, name: str, host: str = "127.0.0.1") -> None:
