@@ -116,10 +116,13 @@ def test_every_static_asset_of_the_front_page_loads_under_the_prefix(flower):
 
 def test_queue_lengths_come_from_the_management_api_for_convert_and_notify(flower):
     def both() -> dict | None:
+        # RabbitMQ's management plugin lists a new queue at once but gives its message count
+        # only with its first statistics, up to 5 s later.
         queues = {q["name"]: q for q in flower.get("/api/queues/length").json()["active_queues"]}
-        return queues if {"convert", "notify"} <= queues.keys() else None
+        counted = {"convert", "notify"} <= {n for n, q in queues.items() if "messages" in q}
+        return queues if counted else None
 
-    queues = wait_until(both, timeout=30, what="Flower to report both queues")
+    queues = wait_until(both, timeout=30, what="Flower to report both queues' lengths")
     assert all(isinstance(queues[name]["messages"], int) for name in ("convert", "notify"))
     assert "convert" in flower.get("/broker").text
 
