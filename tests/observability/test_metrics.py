@@ -130,10 +130,15 @@ def test_jobs_by_status_in_process(app, mongo_db):
     from app import metrics
     from core import jobs
 
-    registry = metrics.scrape_registry(lambda: mongo_db)
-    for status in jobs.STATUSES:
-        count = mongo_db["jobs"].count_documents({"status": status})
-        assert registry.get_sample_value("mp3_jobs", {"status": status}) == count
+    def scraped_equals_counted():  # type: ignore[no-untyped-def]
+        # A job of an earlier test may change status between the scrape and the counts here;
+        # a fresh registry counts afresh, so look again until nothing moved in between.
+        registry = metrics.scrape_registry(lambda: mongo_db)
+        scraped = {s: registry.get_sample_value("mp3_jobs", {"status": s}) for s in jobs.STATUSES}
+        counted = {s: mongo_db["jobs"].count_documents({"status": s}) for s in jobs.STATUSES}
+        return registry if scraped == counted else None
+
+    registry = wait_until(scraped_equals_counted, timeout=20, what="scraped counts to match")
     assert registry.get_sample_value(
         "mp3_http_requests_total", {"method": "GET", "route": "/healthz", "status": "200"}
     )
