@@ -42,7 +42,7 @@ def test_each_container_converts_to_an_mp3_of_the_same_length(
     [email] = wait_until(lambda: smtp_server.inbox.for_job(job_id), timeout=30, what="the email")
     # The source video is deleted once the email is out; the MP3 stays.
     wait_until(
-        lambda: mongo_db["videos.files"].count_documents({"_id": mp3_file["_id"]}) == 0,
+        lambda: stored.video_gone(mongo_db, mp3_file["_id"]),
         timeout=30,
         what="the video to be deleted",
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import time
+from functools import partial
 
 import pytest
 from bson import ObjectId
 
+from tests.support import stored
 from tests.support.media import make_video
 from tests.support.servers import wait_until
 
@@ -51,14 +53,7 @@ def test_notify_deletes_the_video_after_the_email_even_when_run_again(
     assert jobs_api.wait(user, job_id)["status"] == "done"
     wait_until(lambda: smtp_server.inbox.for_job(job_id), timeout=30, what="the email")
     oid = ObjectId(job_id)
-
-    def video_gone() -> bool:
-        # GridFS deletes the file document first, then its chunks: both must be gone.
-        return (
-            mongo_db["videos.files"].count_documents({"_id": oid}) == 0
-            and mongo_db["videos.chunks"].count_documents({"files_id": oid}) == 0
-        )
-
+    video_gone = partial(stored.video_gone, mongo_db, oid)
     wait_until(video_gone, timeout=30, what="the video to be deleted after the email")
     mongo.videos(mongo_db).upload_from_stream_with_id(oid, "left.mp4", io.BytesIO(b"left"))
     notify.apply_async((job_id,))

@@ -21,3 +21,12 @@ def assert_no_new_videos(db: Database, before: tuple[set, set]) -> None:
     files, chunks = videos(db)
     assert files - before[0] == set(), "a video file was left behind"
     assert chunks - before[1] == set(), "video chunks were left behind"
+
+
+def video_gone(db: Database, oid: object) -> bool:
+    """Whether the video stored under `oid` is gone whole: GridFS deletes the file document
+    first, then its chunks, so both are checked."""
+    return (
+        db["videos.files"].count_documents({"_id": oid}) == 0
+        and db["videos.chunks"].count_documents({"files_id": oid}) == 0
+    )
