@@ -13,6 +13,7 @@ import unicodedata
 from bson import ObjectId
 from flask import Blueprint, Response, g, jsonify, request, url_for
 from kombu.exceptions import KombuError, OperationalError
+from pymongo.database import Database
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
@@ -156,6 +157,22 @@ class _Receiver:
                 )
 
 
+def _forget_video(db: Database, job_id: ObjectId, exc: PyMongoError) -> None:
+    """Remove the stored video of an upload whose job could not be recorded, if storage allows.
+
+    After a server-selection timeout the removal would wait as long again and fail the same
+    way; the video, which no job points to, is left to the sweep (remove_leftover_videos).
+    """
+    if isinstance(exc, ServerSelectionTimeoutError):
+        return
+    try:
+        mongo.delete_file(mongo.videos(db), job_id)
+    except PyMongoError:
+        log.warning(
+            "could not remove the video of an unrecorded job", extra={"job_id": str(job_id)}
+        )
+
+
 def _storage_unavailable() -> ApiError:
     return ApiError(503, "storage_unavailable", "file storage is unavailable; try again soon")
 
@@ -209,8 +226,9 @@ def upload() -> Response:
             bitrate=bitrate,
             quality=quality,
         )
-    except PyMongoError:
-        mongo.delete_file(mongo.videos(svc.mongo), job_id)
+    except PyMongoError as exc:
+        _forget_video(svc.mongo, job_id, exc)
+        log.error("storage unavailable while recording the job", extra={"error": str(exc)})
         raise _storage_unavailable() from None
     _publish(job_id)
     # `filename` is a LogRecord attribute of its own, so the upload's name goes under another key.

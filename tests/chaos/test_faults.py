@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import httpx
 import psutil
@@ -19,6 +20,7 @@ import pytest
 from bson import ObjectId
 
 from tests.chaos.conftest import ffmpeg_processes, pool_children, queue_counts, sigkill
+from tests.support import servers
 from tests.support.media import make_video
 from tests.support.servers import wait_until
 
@@ -211,6 +213,52 @@ def test_mongodb_unreachable_gives_503_and_work_resumes(chaos, tmp_path):
     )
     job_id = chaos.upload(headers, video).json()["job_id"]
     assert chaos.wait_status(headers, job_id, ("done", "failed"))["status"] == "done"
+
+
+def test_mongodb_lost_between_storing_the_video_and_recording_the_job(
+    stack_env, run_dir, tmp_path, monkeypatch
+):
+    """The 503 comes within one server-selection timeout, and the sweep removes the video."""
+    from app import create_app
+    from app.gateway import upload
+    from core import jobs, mongo
+    from core.settings import load_settings
+    from tasks.maintenance import remove_leftover_videos
+    from tests.conftest import AuthActions
+
+    own = servers.MongoServer(run_dir / "lost-mongo").start()
+    try:
+        settings = load_settings({**stack_env, "MONGODB_URI": own.uri})
+        app = create_app({"TESTING": True}, settings=settings)
+        client = app.test_client()
+        user = AuthActions(app, client).login()
+        record = jobs.create
+
+        def record_after_mongodb_went_away(*args, **kwargs):  # type: ignore[no-untyped-def]
+            own.stop()
+            return record(*args, **kwargs)
+
+        monkeypatch.setattr(upload.jobs, "create", record_after_mongodb_went_away)
+        video = make_video(tmp_path, "mp4", seconds=1)
+        started = time.monotonic()
+        with video.open("rb") as fh:
+            response = client.post("/upload", headers=user.headers, data={"file": (fh, video.name)})
+        seconds = time.monotonic() - started
+        assert response.status_code == 503, response.get_data(as_text=True)
+        assert response.get_json()["error"]["code"] == "storage_unavailable"
+        # One 3 s server-selection timeout; removing the video as well would double it.
+        assert seconds < 5.5, seconds
+        monkeypatch.undo()
+
+        own.start()
+        db = mongo.database(settings.mongodb_uri, settings.mongodb_database)
+        [left] = list(db["videos.files"].find())
+        assert db.jobs.count_documents({"_id": left["_id"]}) == 0
+        assert remove_leftover_videos(db, keep=False, grace=timedelta(0)) == 1
+        assert db["videos.files"].count_documents({}) == 0
+        assert db["videos.chunks"].count_documents({}) == 0
+    finally:
+        own.stop()
 
 
 def test_rabbitmq_restart_during_50_uploads(chaos, tmp_path):
