@@ -117,7 +117,7 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
     bare_x = med(results, "long-mp3", "bare-reencode", "wall") / med(
         results, "long-mp3", "bare", "wall"
     )
-    # What the job cannot go below: the video read out of GridFS (and probed) before ffmpeg
+    # What the job cannot go below: the video read out of GridFS before ffmpeg
     # starts, the same bytes for a copy and a re-encode.
     step_copy, step_enc = (
         med(results, "long-mp3", path, "ffmpeg_store_s") for path in ("service", "service-reencode")
@@ -302,7 +302,7 @@ def render(results: dict, png_name: str) -> str:
         "Wall time: (a) and (b) the conversion process; (c) from the upload's 202 to the MP3 "
         "stored (the job's `finished_at`). CPU: (a) ffmpeg's rusage; (b) the Python process and "
         "every ffmpeg it started; (c) the worker's whole process tree (main process, pool "
-        "process, every ffmpeg and probe), from before the upload until its email was sent and "
+        "process, every ffmpeg it started), from before the upload until its email was sent and "
         "its video deleted. Peak memory: the largest sum of PSS over that same tree, sampled "
         "every 0.5 s (PSS splits shared pages, so the forked pool process and its parent are "
         "not counted twice; reading it more often slowed the job it measured), RSS every "
@@ -349,12 +349,13 @@ def render(results: dict, png_name: str) -> str:
         "",
         "## Where the service's time goes (medians)",
         "",
-        "`queue` = 202 → job claimed by the worker; `copy+probe` = claimed → ffmpeg started "
-        "(GridFS "
-        "→ temporary file, probe); `ffmpeg+store` = the task's own timing of ffmpeg, the output "
-        "probe and the MP3's upload to GridFS. Upload = the HTTP request, begun → 202.",
+        "`queue` = 202 → job claimed by the worker; `copy` = claimed → ffmpeg started (GridFS "
+        "→ temporary file); `ffmpeg+store` = the task's own timing of ffmpeg (one run, which "
+        "also reads the input's description: no probe runs before it; for MP3 audio a first "
+        "run stops at the description and a stream copy follows) and the MP3's upload to "
+        "GridFS. Upload = the HTTP request, begun → 202.",
         "",
-        "| input | upload s | upload MB/s | queue s | copy+probe s | ffmpeg+store s | job s | "
+        "| input | upload s | upload MB/s | queue s | copy s | ffmpeg+store s | job s | "
         "(a) s | worker CPU s | (a) CPU s | MongoDB-wire server CPU s |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -376,11 +377,11 @@ def render(results: dict, png_name: str) -> str:
     lines += [
         "",
         "Worker CPU split (medians, s): main process (consumer, events, heartbeats) / pool "
-        "process (the task's Python) / ffmpeg and its probes (the pool process's children), "
-        "against one bare ffmpeg and one probe (`ffmpeg -i IN`, which the task runs on the input "
-        "and again on the MP3).",
+        "process (the task's Python) / ffmpeg (the pool process's children), against one bare "
+        "ffmpeg, and the cost of one probe (`ffmpeg -i IN`), which the task no longer runs: "
+        "ffmpeg's own log of the conversion describes the input.",
         "",
-        "| input | main | pool | ffmpeg + probes | (a) ffmpeg | one probe: CPU s / wall s |",
+        "| input | main | pool | ffmpeg | (a) ffmpeg | one probe: CPU s / wall s |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for key in MAIN_INPUTS:

@@ -158,12 +158,6 @@ def _convert(task, database, job: dict, me: str) -> dict:
             mongo.copy_to_file(database, "videos", oid, str(src))
         except gridfs.errors.NoFile:
             raise ffmpeg.MediaError("the uploaded video is gone; upload it again") from None
-        info = ffmpeg.probe(src)
-        if not info.has_audio:
-            raise ffmpeg.MediaError("the video has no audio track")
-        argv = ffmpeg.command(
-            src, dst, info, bitrate=options.get("bitrate"), quality=options.get("quality")
-        )
 
         sent: dict[str, int] = {}
 
@@ -180,18 +174,18 @@ def _convert(task, database, job: dict, me: str) -> dict:
             )
 
         started = time.monotonic()
-        run = ffmpeg.run(
-            argv,
-            duration=info.duration,
+        run = ffmpeg.convert(
+            src,
+            dst,
+            bitrate=options.get("bitrate"),
+            quality=options.get("quality"),
             on_progress=progress,
             time_limit=current.convert_time_limit,
         )
         if not dst.exists() or dst.stat().st_size == 0:
             raise ffmpeg.MediaError("the audio track could not be decoded")
         # The MP3's duration is ffmpeg's own last out_time (-progress): no second probe run.
-        out = ffmpeg.Probe(
-            duration=run.out_seconds or info.duration, audio_codec="mp3", has_audio=True
-        )
+        duration = run.out_seconds or run.input.duration
         size = dst.stat().st_size
         bucket = mongo.mp3s(database)
         # The MP3 has the job's id: a redelivered run replaces its own file instead of adding one.
@@ -206,16 +200,16 @@ def _convert(task, database, job: dict, me: str) -> dict:
                 metadata={
                     "job": oid,
                     "owner": job["owner"],
-                    "duration_seconds": out.duration,
+                    "duration_seconds": duration,
                     "bitrate": options.get("bitrate"),
                     "quality": options.get("quality"),
-                    "copied": "copy" in argv,
+                    "copied": run.copied,
                 },
             )
         return {
             "id": oid,
             "bytes": size,
-            "duration_seconds": out.duration or 0.0,
+            "duration_seconds": duration or 0.0,
             "seconds": round(time.monotonic() - started, 3),
         }
     finally:

@@ -1,4 +1,4 @@
-"""Run ffmpeg on an untrusted local file: probe it, convert its audio to MP3, report progress.
+"""Run ffmpeg on an untrusted local file: convert its audio to MP3, report progress, say why not.
 
 ffmpeg is the binary moviepy resolves (imageio-ffmpeg's bundled build unless `FFMPEG_BINARY` names
 another). Every call reads only the local file: `-protocol_whitelist file` forbids the network and
@@ -89,6 +89,10 @@ class Probe:
 
 
 _AUDIO_CODEC = re.compile(r"Stream #\d+:\d+\S*: Audio: (\w+)")
+#: ffmpeg logs this right after describing its input (at `-loglevel info`), before converting.
+_END_OF_INPUT = b"\nStream mapping:"
+#: An input's description is a few KB; a log that has not ended it by this size is cut here.
+_DESCRIPTION_LIMIT = 256 * 1024
 
 
 def _has_media_data(path: Path | None) -> bool:
@@ -133,31 +137,41 @@ def probe(path: Path, *, timeout: float = 30) -> Probe:
         )
     except subprocess.TimeoutExpired:
         raise MediaError(f"reading the file took longer than {timeout:g} s") from None
-    stderr = result.stderr
-    if "Input #0" not in stderr:
-        raise MediaError(_reason(stderr, path))
+    return describe(result.stderr, path)
+
+
+def describe(log: str, path: Path | None = None) -> Probe:
+    """Read the input's streams and duration from ffmpeg's log, or raise MediaError saying why."""
+    # The input's description ends where ffmpeg starts describing what it will write.
+    section = log.split(_END_OF_INPUT.decode(), 1)[0]
+    if "Input #0" not in section:
+        raise MediaError(_reason(log, path))
     # Imported here: moviepy pulls in numpy, which a health probe importing `tasks` need not pay.
     from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
 
     try:
-        infos = FFmpegInfosParser(stderr, str(path)).parse()
+        infos = FFmpegInfosParser(section, str(path)).parse()
     except Exception:
         infos = {}
-    codec = _AUDIO_CODEC.search(stderr)
-    duration = infos.get("duration") or None
+    codec = _AUDIO_CODEC.search(section)
     return Probe(
-        duration=duration,
+        duration=infos.get("duration") or None,
         audio_codec=codec.group(1) if codec else None,
         has_audio=codec is not None,
     )
+
+
+def copies(info: Probe, *, bitrate: int | None, quality: int | None) -> bool:
+    """Return whether the input's audio is stream-copied rather than re-encoded."""
+    # The audio is MP3 already: copying the stream is ~25 times cheaper and loses nothing.
+    return info.audio_codec == "mp3" and bitrate is None and quality is None
 
 
 def command(
     src: Path, dst: Path, info: Probe, *, bitrate: int | None, quality: int | None
 ) -> list[str]:
     """Return the ffmpeg command that writes the input's first audio track to `dst` as MP3."""
-    if info.audio_codec == "mp3" and bitrate is None and quality is None:
-        # The audio is MP3 already: copying the stream is ~25 times cheaper and loses nothing.
+    if copies(info, bitrate=bitrate, quality=quality):
         codec = ["-c:a", "copy"]
     elif bitrate is not None:
         codec = ["-c:a", "libmp3lame", "-b:a", f"{bitrate}k"]
@@ -168,8 +182,9 @@ def command(
         "-hide_banner",
         "-nostdin",
         "-nostats",
+        # `info`: the log then describes the input, which spares the conversion a probe run.
         "-loglevel",
-        "error",
+        "info",
         "-y",
         *SAFE_INPUT,
         "-i",
@@ -194,25 +209,63 @@ def command(
 
 @dataclass
 class Run:
-    """How a finished ffmpeg run went."""
+    """How a finished conversion went."""
 
     seconds: float
     out_seconds: float
+    input: Probe
+    copied: bool
 
 
-def run(
-    argv: list[str],
+def convert(
+    src: Path,
+    dst: Path,
     *,
-    duration: float | None,
+    bitrate: int | None,
+    quality: int | None,
     on_progress: Callable[[int], bool],
     time_limit: float,
     every: float = 0.5,
 ) -> Run:
-    """Run ffmpeg, calling `on_progress(percent)` at most every `every` s.
+    """Write the input's first audio track to `dst` as MP3, calling `on_progress(percent)`.
+
+    No probe runs first: ffmpeg describes its input before converting it, and the conversion
+    reads that description (one ffmpeg start fewer per job, bench/FINDINGS.md). It starts as a
+    re-encode; when the input turns out to carry MP3 audio and no settings were asked for, it
+    is stopped there and started again as a stream copy.
 
     `on_progress` returns False when the job was cancelled: ffmpeg is killed and Cancelled raised.
     Past `time_limit` seconds ffmpeg is killed and MediaError raised.
     """
+    deadline = time.monotonic() + time_limit
+    described: list[Probe] = []
+
+    def reencode_it(info: Probe) -> bool:
+        described.append(info)
+        if not info.has_audio:
+            raise MediaError("the video has no audio track")
+        return not copies(info, bitrate=bitrate, quality=quality)
+
+    unknown = Probe(duration=None, audio_codec=None, has_audio=True)
+    argv = command(src, dst, unknown, bitrate=bitrate, quality=quality)
+    run = _run(argv, src, reencode_it, on_progress, deadline, time_limit, every)
+    if run is None:
+        argv = command(src, dst, described[0], bitrate=bitrate, quality=quality)
+        run = _run(argv, src, lambda _info: True, on_progress, deadline, time_limit, every)
+    assert run is not None
+    return run
+
+
+def _run(
+    argv: list[str],
+    src: Path,
+    on_input: Callable[[Probe], bool],
+    on_progress: Callable[[int], bool],
+    deadline: float,
+    time_limit: float,
+    every: float,
+) -> Run | None:
+    """Run one ffmpeg; return None if `on_input`, given the input's description, said stop."""
     started = time.monotonic()
     proc = subprocess.Popen(
         argv,
@@ -224,6 +277,8 @@ def run(
     out_us = 0
     last_report = 0.0
     buffer = b""
+    head: bytes | None = b""  # the log until the input is described; None once it is
+    info: Probe | None = None
     stderr_tail = b""
     try:
         streams = [proc.stdout, proc.stderr]
@@ -235,6 +290,8 @@ def run(
                     streams.remove(stream)
                 elif stream is proc.stderr:
                     stderr_tail = (stderr_tail + chunk)[-4000:]
+                    if head is not None:
+                        head = (head + chunk)[:_DESCRIPTION_LIMIT]
                 else:
                     buffer += chunk
                     *lines, buffer = buffer.split(b"\n")
@@ -242,31 +299,44 @@ def run(
                         if line.startswith(b"out_time_us="):
                             with contextlib.suppress(ValueError):
                                 out_us = max(out_us, int(line[12:]))
-            elapsed = time.monotonic() - started
-            if elapsed > time_limit:
+            if head is not None and (
+                _END_OF_INPUT in head
+                or proc.stderr not in streams
+                or len(head) >= _DESCRIPTION_LIMIT
+            ):
+                log, head = head.decode(errors="replace"), None
+                # Without a description ffmpeg could not read the input, and is ending: the
+                # exit code and the log's tail say why, below.
+                if "Input #0" in log:
+                    info = describe(log, src)
+                    if not on_input(info):
+                        return None
+            if time.monotonic() > deadline:
                 raise MediaError(
                     f"the conversion took longer than {time_limit:g} s and was stopped"
                 )
             if time.monotonic() - last_report >= every:
                 last_report = time.monotonic()
-                percent = _percent(out_us, duration)
-                if not on_progress(percent):
+                if not on_progress(_percent(out_us, info and info.duration)):
                     raise Cancelled()
         code = proc.wait()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    if code != 0:
-        if code < 0:
-            raise FfmpegCrashed(f"ffmpeg was killed by signal {-code}")
-        message = stderr_tail.decode(errors="replace").strip().splitlines()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if code < 0:
+        raise FfmpegCrashed(f"ffmpeg was killed by signal {-code}")
+    if code != 0 or info is None:
+        log = stderr_tail.decode(errors="replace")
         raise MediaError(
-            _reason(stderr_tail.decode(errors="replace"))
-            if message
-            else f"ffmpeg failed with exit code {code}"
+            _reason(log, src) if log.strip() else f"ffmpeg failed with exit code {code}"
         )
-    return Run(seconds=time.monotonic() - started, out_seconds=out_us / 1e6)
+    return Run(
+        seconds=time.monotonic() - started,
+        out_seconds=out_us / 1e6,
+        input=info,
+        copied="copy" in argv,
+    )
 
 
 class FfmpegCrashed(Exception):
