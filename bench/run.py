@@ -58,9 +58,13 @@ def service_argv(src: Path, dst: Path, *, quality: int | None = None) -> list[st
 
 def bare(src: Path, dst: Path, *, quality: int | None = None) -> dict:
     argv = service_argv(src, dst, quality=quality)
-    run = run_child(argv, stderr=None)
+    # The service's command logs at `info` (it reads the input's description there): kept in a
+    # file of its own rather than interleaved with the benchmark's progress.
+    err = dst.with_suffix(".log")
+    with err.open("wb") as fh:
+        run = run_child(argv, stderr=fh)
     if run.returncode != 0 or not dst.exists():
-        raise RuntimeError(f"bare ffmpeg failed ({run.returncode}): {argv}")
+        raise RuntimeError(f"bare ffmpeg failed ({run.returncode}): {argv}; its log: {err}")
     return {
         "wall": run.wall,
         "cpu": run.cpu,
