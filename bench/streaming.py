@@ -162,7 +162,13 @@ def sequential(bucket, oid, argv_for, workdir: Path) -> dict:  # type: ignore[no
     copy_s = time.perf_counter() - copy0
     copy_cpu = _self_cpu() - cpu0
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(argv_for(f"file:{src}", dst), check=True, stdout=subprocess.DEVNULL)
+    # The service's command logs at `info`; both ways keep it out of the benchmark's output.
+    subprocess.run(
+        argv_for(f"file:{src}", dst),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter() - started
     ff_cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
@@ -178,7 +184,10 @@ def streamed(bucket, oid, argv_for, workdir: Path) -> dict:  # type: ignore[no-u
     grid_out = bucket.open_download_stream(oid)
     pieces = plan(grid_out, bucket._chunks)
     proc = subprocess.Popen(
-        argv_for("pipe:0", dst), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+        argv_for("pipe:0", dst),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     # A 1 MiB pipe (the default ceiling) instead of 64 KiB: 16 times fewer hand-overs between this
     # process and ffmpeg, each of which waits for a time slice on a busy machine.
