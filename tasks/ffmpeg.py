@@ -122,11 +122,30 @@ def _has_media_data(path: Path | None) -> bool:
     return False
 
 
+TRUNCATED = "the file is truncated or damaged: it ends before its media data does"
+#: What the first box of an MP4/QuickTime file is called.
+_MP4_FIRST = {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"}
+#: What ffmpeg logs when an input ends before its own index says it should.
+_TRUNCATED = ("End of file", "Truncat", "partial file")
+#: An MP3 this much shorter than the input's duration, with one of those marks logged, is cut.
+_SHORT_BY = 0.05
+
+
+def _complaints(log: str) -> str:
+    """Return ffmpeg's own lines of a log, without the indented lines that describe the streams.
+
+    Those carry the file's metadata (its title, comments), which are the uploader's words and
+    must not be taken for ffmpeg's complaints.
+    """
+    return "\n".join(line for line in log.splitlines() if not line.startswith(" "))
+
+
 def _reason(stderr: str, path: Path | None = None) -> str:
     """Turn ffmpeg's complaint about an input into a sentence for a person."""
-    truncated = any(mark in stderr for mark in ("End of file", "Truncat", "partial file"))
+    stderr = _complaints(stderr)
+    truncated = any(mark in stderr for mark in _TRUNCATED)
     if truncated or ("moov atom not found" in stderr and _has_media_data(path)):
-        return "the file is truncated or damaged: it ends before its media data does"
+        return TRUNCATED
     if any(
         mark in stderr
         for mark in (
@@ -301,7 +320,7 @@ def _run(
                 if not chunk:
                     streams.remove(stream)
                 elif stream is proc.stderr:
-                    stderr_tail = (stderr_tail + chunk)[-4000:]
+                    stderr_tail = (stderr_tail + chunk)[-16000:]
                     if head is not None:
                         head = (head + chunk)[:_DESCRIPTION_LIMIT]
                 else:
@@ -338,17 +357,65 @@ def _run(
             proc.wait()
     if code < 0:
         raise FfmpegCrashed(f"ffmpeg was killed by signal {-code}")
+    log = stderr_tail.decode(errors="replace")
     if code != 0 or info is None:
-        log = stderr_tail.decode(errors="replace")
         raise MediaError(
             _reason(log, src) if log.strip() else f"ffmpeg failed with exit code {code}"
         )
+    if _cut_short(out_us / 1e6, info.duration, log, src):
+        # ffmpeg ends a file cut short with exit code 0 and the audio it could read.
+        raise MediaError(TRUNCATED)
     return Run(
         seconds=time.monotonic() - started,
         out_seconds=out_us / 1e6,
         input=info,
         copied="copy" in argv,
     )
+
+
+def _cut_short(out_seconds: float, duration: float | None, log: str, path: Path | None) -> bool:
+    """Return whether the MP3 came out short because the input ended early.
+
+    A shorter audio track alone is no sign: videos often have audio that stops before the
+    picture. ffmpeg must also have logged that the file ended before its index said, or the
+    file be an MP4 whose boxes run past its end (ffmpeg says nothing when the cut falls
+    between two samples).
+    """
+    if not duration or out_seconds >= duration * (1 - _SHORT_BY):
+        return False
+    complaints = _complaints(log)
+    return any(mark in complaints for mark in _TRUNCATED) or _mp4_runs_past_its_end(path)
+
+
+#: An MP4 has a handful of top-level boxes; a fragmented one has many and is not walked.
+_MAX_TOP_BOXES = 64
+
+
+def _mp4_runs_past_its_end(path: Path | None) -> bool:
+    """Return whether the file is an MP4/QuickTime file whose last box claims missing bytes."""
+    if path is None:
+        return False
+    with contextlib.suppress(OSError), open(path, "rb") as fh:
+        end = os.fstat(fh.fileno()).st_size
+        offset = 0
+        for _ in range(_MAX_TOP_BOXES):
+            fh.seek(offset)
+            head = fh.read(16)
+            if len(head) < 8 or (offset == 0 and head[4:8] not in _MP4_FIRST):
+                return False
+            size = int.from_bytes(head[:4], "big")
+            if size == 1 and len(head) == 16:
+                size = int.from_bytes(head[8:16], "big")
+            if size == 0:  # the last box, to the end of the file
+                return False
+            if size < 8:
+                return False  # not boxes after all
+            if offset + size > end:
+                return True
+            offset += size
+            if offset == end:
+                return False
+    return False
 
 
 class FfmpegCrashed(Exception):

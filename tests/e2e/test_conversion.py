@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from bson import ObjectId
 
 from tests.support import stored
-from tests.support.media import audio_codec_of, duration_of, make_video
+from tests.support.media import FFMPEG, audio_codec_of, duration_of, make_video
 from tests.support.servers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -95,6 +97,19 @@ def _truncated_mp4(tmp_path):
     return cut
 
 
+def _cut_faststart_mp4(tmp_path):
+    # Index first, media data cut: ffmpeg reads what is there, ends with exit code 0 and an MP3
+    # a third short. The person must hear that the file is damaged, not get the short MP3.
+    video = make_video(tmp_path, "mp4", seconds=3)
+    faststart = tmp_path / "faststart.mp4"
+    copy = ["-c", "copy", "-movflags", "faststart", str(faststart)]
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(video), *copy], check=True)
+    data = faststart.read_bytes()
+    cut = tmp_path / "cut-faststart.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    return cut
+
+
 def _fake_mp4(tmp_path):
     # A header that looks like MP4 (so the upload is accepted) followed by text.
     fake = tmp_path / "fake.mp4"
@@ -108,6 +123,7 @@ def _fake_mp4(tmp_path):
         (lambda d: make_video(d, "mp4", audio=False), "no audio track"),
         (_fake_mp4, "not a media file"),
         (_truncated_mp4, "truncated"),
+        (_cut_faststart_mp4, "truncated"),
     ],
 )
 def test_unconvertible_videos_fail_with_a_reason_in_the_job_and_the_email(
@@ -134,3 +150,22 @@ def test_a_text_file_renamed_mp4_is_refused_at_upload(jobs_api, auth, mongo_db, 
     assert response.get_json()["error"]["code"] == "unsupported_media_type"
     stored.assert_no_new_videos(mongo_db, before)
     assert mongo_db["jobs"].count_documents({"owner_email": user.email}) == 0
+
+
+def test_sound_that_stops_before_the_picture_converts_whatever_the_title_says(
+    jobs_api, auth, tmp_path
+):
+    # The container lasts 4 s and its audio 2 s, and the title holds ffmpeg's own words for a
+    # damaged file: neither is a sign of damage.
+    video = tmp_path / "short-sound.mp4"
+    picture = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=4"]
+    sound = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2"]
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac"]
+    title = ["-metadata", "title=partial file; End of file; Invalid data found"]
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-y", *picture, *sound, *codecs, *title, str(video)], check=True
+    )
+    user = auth.login()
+    job = jobs_api.wait(user, jobs_api.submit(user, video))
+    assert job["status"] == "done", job
+    assert abs(job["mp3"]["duration_seconds"] - 2) <= 0.1
