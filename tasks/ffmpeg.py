@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import sniff
+
 #: Demuxers of real audio/video containers; nothing that reads a list of other files.
 FORMAT_WHITELIST = ",".join(
     [
@@ -123,8 +125,6 @@ def _has_media_data(path: Path | None) -> bool:
 
 
 TRUNCATED = "the file is truncated or damaged: it ends before its media data does"
-#: What the first box of an MP4/QuickTime file is called.
-_MP4_FIRST = {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"}
 #: What ffmpeg logs when an input ends before its own index says it should.
 _TRUNCATED = ("End of file", "Truncat", "partial file")
 #: An MP3 this much shorter than the input's duration, with one of those marks logged, is cut.
@@ -140,11 +140,15 @@ def _complaints(log: str) -> str:
     return "\n".join(line for line in log.splitlines() if not line.startswith(" "))
 
 
+def _says_truncated(complaints: str) -> bool:
+    """Return whether ffmpeg's own lines (see `_complaints`) say the input ended early."""
+    return any(mark in complaints for mark in _TRUNCATED)
+
+
 def _reason(stderr: str, path: Path | None = None) -> str:
     """Turn ffmpeg's complaint about an input into a sentence for a person."""
     stderr = _complaints(stderr)
-    truncated = any(mark in stderr for mark in _TRUNCATED)
-    if truncated or ("moov atom not found" in stderr and _has_media_data(path)):
+    if _says_truncated(stderr) or ("moov atom not found" in stderr and _has_media_data(path)):
         return TRUNCATED
     if any(
         mark in stderr
@@ -373,7 +377,7 @@ def _run(
     )
 
 
-def _cut_short(out_seconds: float, duration: float | None, log: str, path: Path | None) -> bool:
+def _cut_short(out_seconds: float, duration: float | None, log: str, path: Path) -> bool:
     """Return whether the MP3 came out short because the input ended early.
 
     A shorter audio track alone is no sign: videos often have audio that stops before the
@@ -383,25 +387,23 @@ def _cut_short(out_seconds: float, duration: float | None, log: str, path: Path 
     """
     if not duration or out_seconds >= duration * (1 - _SHORT_BY):
         return False
-    complaints = _complaints(log)
-    return any(mark in complaints for mark in _TRUNCATED) or _mp4_runs_past_its_end(path)
+    return _says_truncated(_complaints(log)) or _mp4_runs_past_its_end(path)
 
 
 #: An MP4 has a handful of top-level boxes; a fragmented one has many and is not walked.
 _MAX_TOP_BOXES = 64
 
 
-def _mp4_runs_past_its_end(path: Path | None) -> bool:
+def _mp4_runs_past_its_end(path: Path) -> bool:
     """Return whether the file is an MP4/QuickTime file whose last box claims missing bytes."""
-    if path is None:
-        return False
     with contextlib.suppress(OSError), open(path, "rb") as fh:
         end = os.fstat(fh.fileno()).st_size
         offset = 0
         for _ in range(_MAX_TOP_BOXES):
             fh.seek(offset)
             head = fh.read(16)
-            if len(head) < 8 or (offset == 0 and head[4:8] not in _MP4_FIRST):
+            # The upload was let in by the same test (core.sniff); what else it is, is not walked.
+            if len(head) < 8 or (offset == 0 and sniff.container_of(head) != "mp4/mov"):
                 return False
             size = int.from_bytes(head[:4], "big")
             if size == 1 and len(head) == 16:

@@ -20,9 +20,8 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 
 from app.auth.guard import jwt_required
 from app.errors import ApiError
-from app.gateway import sniff
 from app.services import services
-from core import jobs, logs, mongo
+from core import jobs, logs, mongo, sniff
 
 log = logging.getLogger(__name__)
 bp = Blueprint("upload", __name__)
