@@ -156,13 +156,19 @@ class _Receiver:
                 )
 
 
-def _forget_video(db: Database, job_id: ObjectId, exc: PyMongoError) -> None:
-    """Remove the stored video of an upload whose job could not be recorded, if storage allows.
+def _cleanup_would_wait(exc: PyMongoError) -> bool:
+    """Return whether removing what the upload stored would wait out the same timeout again.
 
-    After a server-selection timeout the removal would wait as long again and fail the same
-    way; the video, which no job points to, is left to the sweep (remove_leftover_videos).
+    When no server was found within the timeout, the removal would wait as long and fail the
+    same way, doubling the wait for the 503. What was stored is left to the sweep: chunks
+    without a file document, videos without a job.
     """
-    if isinstance(exc, ServerSelectionTimeoutError):
+    return isinstance(exc, ServerSelectionTimeoutError)
+
+
+def _forget_video(db: Database, job_id: ObjectId, exc: PyMongoError) -> None:
+    """Remove the stored video of an upload whose job could not be recorded, if storage allows."""
+    if _cleanup_would_wait(exc):
         return
     try:
         mongo.delete_file(mongo.videos(db), job_id)
@@ -203,10 +209,7 @@ def upload() -> Response:
         receiver.abort()
         raise ApiError(400, "bad_request", "the multipart body is malformed") from None
     except PyMongoError as exc:
-        # When no server was found within the timeout, removing the chunks would wait as long
-        # again and fail the same way, doubling the wait for the 503. Chunks written before it
-        # went away are orphans, which the sweep removes.
-        if not isinstance(exc, ServerSelectionTimeoutError):
+        if not _cleanup_would_wait(exc):
             receiver.abort()
         log.error("storage unavailable during upload", extra={"error": str(exc)})
         raise _storage_unavailable() from None
