@@ -100,7 +100,9 @@ class Up:
         def banner() -> bool:
             if self.proc.poll() is not None:  # type: ignore[union-attr]
                 raise AssertionError(f"make up exited:\n{self.output[-4000:]}")
-            return "The MP3 converter is ready" in self.output
+            # The banner reaches the output line by line: wait for its last one, or the lines
+            # a test reads (the demo login) may not be there yet.
+            return "Ctrl-C stops everything." in self.output
 
         wait_until(banner, timeout=180, what="make up's banner", every=0.25)
         return self.output
