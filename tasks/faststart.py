@@ -1,0 +1,159 @@
+"""Lay out an MP4 whose index follows its media data index-first, while it is copied.
+
+ffmpeg reads an MP4's `moov` (the index of every sample) before any sample. Most MP4s have it
+at the end: ffmpeg, phones and cameras write it last. Copied as it is, such a file keeps
+ffmpeg waiting for the whole copy out of GridFS. Written `moov` first, with its chunk offsets
+moved by the `moov`'s size, it converts while the rest is still being copied: the same samples,
+so the same MP3 (`ffmpeg -movflags faststart` does the same, after the fact).
+
+The file is untrusted: every size is checked against its box, and anything this module does not
+understand is copied as it is, which ffmpeg then reads as it always did.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from core import sniff
+
+#: An index this large (many hours of video) is copied where it is rather than held in memory.
+MAX_MOOV = 16 * 1024 * 1024
+#: An MP4 has a handful of top-level boxes; a fragmented one has many and is not laid out.
+MAX_TOP_BOXES = 64
+#: Boxes on the way from the moov to the chunk offset tables (stco, co64).
+_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the index goes: before the media data at `mdat`, moved there from `moov_at`."""
+
+    mdat: int
+    moov_at: int
+    moov: bytes
+
+    @property
+    def moov_end(self) -> int:
+        return self.moov_at + len(self.moov)
+
+
+class _Unsupported(Exception):
+    """The file is not one this module lays out; it is copied as it is."""
+
+
+def _box(head: bytes, offset: int, end: int) -> tuple[bytes, int, int]:
+    """Return (type, size, header size) of the box whose first 16 bytes are `head`."""
+    if len(head) < 8:
+        raise _Unsupported("short box header")
+    size, kind = struct.unpack(">I4s", head[:8])
+    header = 8
+    if size == 1:
+        if len(head) < 16:
+            raise _Unsupported("short box header")
+        size, header = struct.unpack(">Q", head[8:16])[0], 16
+    elif size == 0:
+        size = end - offset
+    if size < header or offset + size > end:
+        raise _Unsupported(f"box {kind!r} at {offset} does not fit")
+    return kind, size, header
+
+
+def plan(read_at: Callable[[int, int], bytes], length: int) -> Layout | None:
+    """Return how to lay out the file index-first, or None to copy it as it is.
+
+    `read_at(offset, n)` reads the stored file. None for anything but an MP4/QuickTime file
+    whose top-level boxes fill it exactly, with one moov after its first mdat: an index-first
+    file, a file cut short and a fragmented one are all copied as they are.
+    """
+    try:
+        return _plan(read_at, length)
+    except (_Unsupported, struct.error):
+        return None
+
+
+def _plan(read_at: Callable[[int, int], bytes], length: int) -> Layout | None:
+    if sniff.container_of(read_at(0, 16)) != "mp4/mov":
+        return None
+    boxes: list[tuple[bytes, int, int]] = []
+    offset = 0
+    while offset < length:
+        if len(boxes) == MAX_TOP_BOXES:
+            return None
+        kind, size, _ = _box(read_at(offset, 16), offset, length)
+        boxes.append((kind, offset, size))
+        offset += size
+    kinds = [kind for kind, _, _ in boxes]
+    if kinds.count(b"moov") != 1 or b"mdat" not in kinds or b"moof" in kinds:
+        return None
+    _, moov_at, moov_size = boxes[kinds.index(b"moov")]
+    mdat = boxes[kinds.index(b"mdat")][1]
+    if moov_at < mdat or moov_size > MAX_MOOV:
+        return None
+    moov = bytearray(read_at(moov_at, moov_size))
+    if len(moov) != moov_size:
+        return None
+
+    def moved(position: int) -> int:
+        # Only what lies between the media data's start and the moov's old place moves.
+        if mdat <= position < moov_at:
+            return position + moov_size
+        if moov_at <= position < moov_at + moov_size:
+            raise _Unsupported("a chunk offset points into the moov")
+        return position
+
+    _move_offsets(moov, moved)
+    return Layout(mdat=mdat, moov_at=moov_at, moov=bytes(moov))
+
+
+def _move_offsets(moov: bytearray, moved: Callable[[int], int]) -> None:
+    """Rewrite, in place, every chunk offset in the moov through `moved`."""
+
+    def walk(start: int, end: int) -> None:
+        offset = start
+        while offset < end:
+            kind, size, header = _box(bytes(moov[offset : offset + 16]), offset, end)
+            body, box_end = offset + header, offset + size
+            if kind == b"cmov":
+                raise _Unsupported("compressed moov")  # its offsets cannot be reached
+            if kind in _CONTAINERS:
+                walk(body, box_end)
+            elif kind in (b"stco", b"co64"):
+                width, fmt = (4, "I") if kind == b"stco" else (8, "Q")
+                if body + 8 > box_end:
+                    raise _Unsupported(f"short {kind!r}")
+                (count,) = struct.unpack_from(">I", moov, body + 4)
+                if body + 8 + count * width > box_end:
+                    raise _Unsupported(f"{kind!r} claims more entries than it holds")
+                values = [moved(v) for v in struct.unpack_from(f">{count}{fmt}", moov, body + 8)]
+                if kind == b"stco" and values and max(values) >= 1 << 32:
+                    raise _Unsupported("moved offsets do not fit stco")
+                struct.pack_into(f">{count}{fmt}", moov, body + 8, *values)
+            offset = box_end
+
+    _, size, header = _box(bytes(moov[:16]), 0, len(moov))
+    walk(header, size)
+
+
+def reorder(layout: Layout | None, chunks: Iterable[bytes]) -> Iterator[bytes | memoryview]:
+    """Yield the file's bytes in the layout's order, from its chunks in their stored order."""
+    if layout is None:
+        yield from chunks
+        return
+    start = 0
+    moov_sent = False
+    for chunk in chunks:
+        view, end = memoryview(chunk), start + len(chunk)
+        if start < layout.mdat:  # what comes before the media data stays there
+            yield view[: min(end, layout.mdat) - start]
+        if end > layout.mdat:
+            if not moov_sent:
+                yield layout.moov
+                moov_sent = True
+            begin = max(start, layout.mdat)
+            if begin < layout.moov_at:  # the media data, up to where the moov was
+                yield view[begin - start : min(end, layout.moov_at) - start]
+            if end > layout.moov_end:  # whatever followed the moov
+                yield view[max(start, layout.moov_end) - start :]
+        start = end
