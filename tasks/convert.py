@@ -1,4 +1,4 @@
-"""The `convert` task: GridFS video → temporary file → ffmpeg → MP3 in GridFS → job `done`.
+"""The `convert` task: GridFS video → temporary file (ffmpeg reading it meanwhile) → MP3 in GridFS.
 
 Delivery is at least once (late acks, requeue when a worker dies), so a run must be harmless to
 repeat: the job is claimed under a lease, the MP3 is stored under the job's own id (a rerun
@@ -26,6 +26,7 @@ from pymongo.errors import PyMongoError
 from core import jobs, mongo
 from tasks import ffmpeg
 from tasks.context import db, settings
+from tasks.video_copy import VideoCopy
 
 log = get_task_logger(__name__)
 
@@ -154,11 +155,6 @@ def _convert(task, database, job: dict, me: str) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-"))
     try:
         src, dst = workdir / "video", workdir / "audio.mp3"
-        try:
-            mongo.copy_to_file(database, "videos", oid, str(src))
-        except gridfs.errors.NoFile:
-            raise ffmpeg.MediaError("the uploaded video is gone; upload it again") from None
-
         sent: dict[str, int] = {}
 
         def progress(percent: int) -> bool:
@@ -174,14 +170,21 @@ def _convert(task, database, job: dict, me: str) -> dict:
             )
 
         started = time.monotonic()
-        run = ffmpeg.convert(
-            src,
-            dst,
-            bitrate=options.get("bitrate"),
-            quality=options.get("quality"),
-            on_progress=progress,
-            time_limit=current.convert_time_limit,
-        )
+        try:
+            copy = VideoCopy(database, oid, src)
+        except gridfs.errors.NoFile:
+            raise ffmpeg.MediaError("the uploaded video is gone; upload it again") from None
+        # ffmpeg starts at once, on the file the copy is still writing (tasks/video_copy.py).
+        with copy:
+            run = ffmpeg.convert(
+                src,
+                dst,
+                bitrate=options.get("bitrate"),
+                quality=options.get("quality"),
+                on_progress=progress,
+                time_limit=current.convert_time_limit,
+                growing=copy,
+            )
         if not dst.exists() or dst.stat().st_size == 0:
             raise ffmpeg.MediaError("the audio track could not be decoded")
         # The MP3's duration is ffmpeg's own last out_time (-progress): no second probe run.

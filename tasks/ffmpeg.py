@@ -1,7 +1,8 @@
 """Run ffmpeg on an untrusted local file: convert its audio to MP3, report progress, say why not.
 
 ffmpeg is the binary moviepy resolves (imageio-ffmpeg's bundled build unless `FFMPEG_BINARY` names
-another). Every call reads only the local file: `-protocol_whitelist file` forbids the network and
+another). Every call reads only the local file: `-protocol_whitelist file` (and `subfile`, which
+reads a file still being copied, see `_input`) forbids the network, and
 `-format_whitelist` forbids playlist and script demuxers (HLS, DASH, ffconcat, image sequences)
 that would open other files, also when they hide inside a container such as AVI.
 """
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from core import sniff
 
@@ -202,6 +204,33 @@ def describe(log: str, path: Path | None = None) -> Probe:
     )
 
 
+class Growing(Protocol):
+    """An input file still being written, as `tasks.video_copy.VideoCopy` writes the video."""
+
+    length: int
+
+    def check(self) -> None:
+        """Raise the writer's error, if it has failed."""
+
+    def wait(self) -> None:
+        """Return once the file is whole; raise the writer's error if it failed."""
+
+
+def _input(src: Path, length: int | None) -> list[str]:
+    """Return the options and `-i` that read `src`; `length` when it is still being written.
+
+    Then ffmpeg's file protocol follows the file (`-follow 1`: at the end of what is written it
+    waits for more instead of ending), and the subfile protocol tells ffmpeg the size the file
+    will have, and ends the input there: without it ffmpeg would take what is written for the
+    whole file, and at the real end it would wait for ever.
+    """
+    if not length:
+        return [*SAFE_INPUT, "-i", f"file:{src}"]
+    at = SAFE_INPUT.index("-protocol_whitelist") + 1
+    safe = [*SAFE_INPUT[:at], "subfile,file", *SAFE_INPUT[at + 1 :]]
+    return [*safe, "-follow", "1", "-i", f"subfile,,start,0,end,{length},,:file:{src}"]
+
+
 def copies(info: Probe, *, bitrate: int | None, quality: int | None) -> bool:
     """Return whether the input's audio is stream-copied rather than re-encoded."""
     # The audio is MP3 already: copying the stream is ~25 times cheaper and loses nothing.
@@ -209,9 +238,18 @@ def copies(info: Probe, *, bitrate: int | None, quality: int | None) -> bool:
 
 
 def command(
-    src: Path, dst: Path, info: Probe, *, bitrate: int | None, quality: int | None
+    src: Path,
+    dst: Path,
+    info: Probe,
+    *,
+    bitrate: int | None,
+    quality: int | None,
+    length: int | None = None,
 ) -> list[str]:
-    """Return the ffmpeg command that writes the input's first audio track to `dst` as MP3."""
+    """Return the ffmpeg command that writes the input's first audio track to `dst` as MP3.
+
+    `length` is the size `src` will have, when it is still being written (see `_input`).
+    """
     if copies(info, bitrate=bitrate, quality=quality):
         codec = ["-c:a", "copy"]
     elif bitrate is not None:
@@ -227,9 +265,7 @@ def command(
         "-loglevel",
         "info",
         "-y",
-        *SAFE_INPUT,
-        "-i",
-        f"file:{src}",
+        *_input(src, length),
         "-map",
         "0:a:0",
         "-vn",
@@ -267,6 +303,7 @@ def convert(
     on_progress: Callable[[int], bool],
     time_limit: float,
     every: float = 0.5,
+    growing: Growing | None = None,
 ) -> Run:
     """Write the input's first audio track to `dst` as MP3, calling `on_progress(percent)`.
 
@@ -277,6 +314,8 @@ def convert(
 
     `on_progress` returns False when the job was cancelled: ffmpeg is killed and Cancelled raised.
     Past `time_limit` seconds ffmpeg is killed and MediaError raised.
+    With `growing`, `src` is still being written: ffmpeg waits for what is not there yet, and
+    an error of the writing stops ffmpeg and is raised.
     """
     deadline = time.monotonic() + time_limit
     described: list[Probe] = []
@@ -288,11 +327,12 @@ def convert(
         return not copies(info, bitrate=bitrate, quality=quality)
 
     unknown = Probe(duration=None, audio_codec=None, has_audio=True)
-    argv = command(src, dst, unknown, bitrate=bitrate, quality=quality)
-    run = _run(argv, src, reencode_it, on_progress, deadline, time_limit, every)
+    length = growing.length if growing else None
+    argv = command(src, dst, unknown, bitrate=bitrate, quality=quality, length=length)
+    run = _run(argv, src, reencode_it, on_progress, deadline, time_limit, every, growing)
     if run is None:
-        argv = command(src, dst, described[0], bitrate=bitrate, quality=quality)
-        run = _run(argv, src, lambda _info: True, on_progress, deadline, time_limit, every)
+        argv = command(src, dst, described[0], bitrate=bitrate, quality=quality, length=length)
+        run = _run(argv, src, lambda _info: True, on_progress, deadline, time_limit, every, growing)
     assert run is not None
     return run
 
@@ -305,6 +345,7 @@ def _run(
     deadline: float,
     time_limit: float,
     every: float,
+    growing: Growing | None,
 ) -> Run | None:
     """Run one ffmpeg; return None if `on_input`, given the input's description, said stop."""
     started = time.monotonic()
@@ -352,6 +393,8 @@ def _run(
                 )
             if time.monotonic() - last_report >= every:
                 last_report = time.monotonic()
+                if growing:
+                    growing.check()  # a copy that failed leaves ffmpeg waiting for ever
                 if not on_progress(_percent(out_us, info and info.duration)):
                     raise Cancelled()
         code = proc.wait()
@@ -361,6 +404,9 @@ def _run(
             proc.wait()
     if code < 0:
         raise FfmpegCrashed(f"ffmpeg was killed by signal {-code}")
+    if growing:
+        # The verdicts below read the file; and a copy that failed is the cause, not the video.
+        growing.wait()
     log = stderr_tail.decode(errors="replace")
     if code != 0 or info is None:
         raise MediaError(

@@ -18,13 +18,27 @@ import imageio_ffmpeg
 REAL = imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def _head(url: str) -> bytes:
+    """Return the input's first 64 KiB, waiting for them if the file is still being copied."""
+    # The worker's input is `file:PATH`, or `subfile,,start,0,end,LENGTH,,:file:PATH` while the
+    # copy out of GridFS still writes PATH (tasks/ffmpeg.py `_input`).
+    growing = re.fullmatch(r"subfile,,start,0,end,(\d+),,:file:(.*)", url, re.DOTALL)
+    path = growing.group(2) if growing else url.removeprefix("file:")
+    want = min(65536, int(growing.group(1))) if growing else 65536
+    deadline = time.monotonic() + 30
+    while True:
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+        if not growing or len(head) >= want or time.monotonic() > deadline:
+            return head
+        time.sleep(0.01)
+
+
 def _mode(argv: list[str]) -> str | None:
     for i, arg in enumerate(argv[:-1]):
         if arg == "-i":
-            path = argv[i + 1].removeprefix("file:")
             try:
-                with open(path, "rb") as fh:
-                    found = re.search(rb"MP3TEST:([A-Z]+);", fh.read(65536))
+                found = re.search(rb"MP3TEST:([A-Z]+);", _head(argv[i + 1]))
             except OSError:
                 return None
             return found.group(1).decode() if found else None
