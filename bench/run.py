@@ -379,20 +379,25 @@ class Bench:
         import gridfs
 
         from bench import streaming
+        from tasks import ffmpeg
 
         bucket = gridfs.GridFSBucket(self.db, bucket_name="bench", chunk_size_bytes=MB)
         for key in ("long", "mkv"):
             inp = self.inputs[key]
             with inp.path.open("rb") as fh:
                 oid = bucket.upload_from_stream(inp.path.name, fh)
-            template = service_argv(inp.path, self.out / "x.mp3")
+            probe = ffmpeg.probe(inp.path)
 
             def argv_for(
-                url: str, dst: Path, template: list[str] = template, inp: Input = inp
+                url: str, dst: Path, length: int | None = None, probe: ffmpeg.Probe = probe
             ) -> list[str]:
-                argv = [url if a == f"file:{inp.path}" else a for a in template]
-                argv[-1] = f"file:{dst}"
+                """The service's command (tasks/ffmpeg.py) on `url`, without `-progress`."""
+                path = Path(url.removeprefix("file:"))
+                argv = ffmpeg.command(path, dst, probe, bitrate=None, quality=None, length=length)
+                at = argv.index("-progress")
+                del argv[at : at + 2]
                 if url.startswith("pipe:"):
+                    argv[argv.index(f"file:{path}")] = url
                     argv[argv.index("-protocol_whitelist") + 1] = "file,pipe"
                 return argv
 
@@ -402,9 +407,13 @@ class Bench:
                 seq = streaming.sequential(bucket, oid, argv_for, self.out)
                 self.settle()
                 st = streaming.streamed(bucket, oid, argv_for, self.out)
-                same = seq.pop("out") == st.pop("out")
+                self.settle()
+                fol = streaming.followed(bucket, oid, argv_for, self.out)
+                out = seq.pop("out")
                 self.add(f"stream-{key}", "sequential", seq)
-                self.add(f"stream-{key}", "streamed", {**st, "identical": same})
+                for path, record in (("streamed", st), ("followed", fol)):
+                    record["identical"] = record.pop("out") == out
+                    self.add(f"stream-{key}", path, record)
             bucket.delete(oid)
 
     def overhead(self) -> None:

@@ -1,15 +1,16 @@
-"""Experiment: feed ffmpeg straight from GridFS while it converts, instead of copying first.
+"""Experiment: ffmpeg reading the video from GridFS while it is copied, three ways.
 
-The service copies the whole video from GridFS to a temporary file, and only then starts ffmpeg:
-the copy's time adds to every job. Streaming the GridFS chunks into ffmpeg's stdin overlaps the
-two, and needs no temporary file. Matroska/WebM, MPEG-TS, FLV, Ogg and MP4 files whose `moov`
-index comes before their media data (`-movflags faststart`) can be read from a pipe as they are.
-An MP4 whose `moov` sits at the end cannot (ffmpeg exits 0 with a near-empty output, see
-DESIGN.md); but GridFS allows random access, so the reader can send ftyp, then the moov with its
-chunk offsets (stco/co64) moved by the moov's size, then the media data: an on-the-fly
-"faststart". Nothing is re-encoded and the output is byte-identical to the file-based run.
+`sequential` is how the worker ran until the fourth pass: the whole video copied from GridFS to a
+temporary file, then ffmpeg on the file, so the copy's time added to every job. `streamed`
+writes the GridFS chunks into ffmpeg's stdin from a thread; an MP4 whose `moov` sits at the end
+cannot be read from a pipe (ffmpeg exits 0 with a near-empty output, see DESIGN.md), so it is
+sent as ftyp, then the moov with its chunk offsets (stco/co64) moved by the moov's size, then
+the media data: an on-the-fly "faststart". `followed` is the worker's way now
+(tasks/video_copy.py): the copy writes the temporary file in that same order, and ffmpeg reads
+the file as it grows (`-follow 1` under `subfile`, which gives ffmpeg the final size), seeking
+past the video it does not need. Nothing is re-encoded and the MP3s are byte-identical.
 
-This module measures both ways on the same bytes with raw pymongo; the service is not changed.
+This module measures them on the same bytes with raw pymongo and the service's ffmpeg command.
 """
 
 from __future__ import annotations
@@ -174,6 +175,35 @@ def sequential(bucket, oid, argv_for, workdir: Path) -> dict:  # type: ignore[no
     ff_cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     src.unlink()
     return {"wall": wall, "copy_s": copy_s, "cpu": copy_cpu + ff_cpu, "out": dst.read_bytes()}
+
+
+def followed(bucket, oid, argv_for, workdir: Path) -> dict:  # type: ignore[no-untyped-def]
+    """The worker's way: ffmpeg reads the temporary file while the copy still writes it."""
+    from tasks.video_copy import VideoCopy
+
+    src, dst = workdir / "fol-video", workdir / "fol.mp3"
+    started, cpu0 = time.perf_counter(), _self_cpu()
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    database = bucket._chunks.database
+    with VideoCopy(database, oid, src, bucket_name=bucket._collection.name) as copy:
+        code = subprocess.run(
+            argv_for(f"file:{src}", dst, length=copy.length),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ).returncode
+        copy.wait()
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter() - started
+    if code != 0:
+        raise RuntimeError(f"followed ffmpeg exited {code}")
+    cpu = (
+        _self_cpu()
+        - cpu0
+        + (usage1.ru_utime - usage0.ru_utime)
+        + (usage1.ru_stime - usage0.ru_stime)
+    )
+    src.unlink()
+    return {"wall": wall, "cpu": cpu, "out": dst.read_bytes(), "reordered": copy.reordered}
 
 
 def streamed(bucket, oid, argv_for, workdir: Path) -> dict:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
+import gridfs
 from pymongo.database import Database
 
 from core import mongo
@@ -27,10 +28,13 @@ class VideoCopy:
     storage lost, a chunk missing) is raised again by `check()` and `wait()`, in the task.
     """
 
-    def __init__(self, database: Database, file_id: object, path: Path) -> None:
+    def __init__(
+        self, database: Database, file_id: object, path: Path, *, bucket_name: str = "videos"
+    ) -> None:
         self.path = path
-        self._database = database
-        self._grid_out = mongo.videos(database).open_download_stream(file_id)
+        self._database, self._bucket_name = database, bucket_name
+        bucket = gridfs.GridFSBucket(database, bucket_name=bucket_name)
+        self._grid_out = bucket.open_download_stream(file_id)
         self.length: int = self._grid_out.length
         self._layout = faststart.plan(self._reader(), self.length)
         self._stop = threading.Event()
@@ -45,7 +49,7 @@ class VideoCopy:
         Not GridOut.seek + read: after a seek GridOut opens a cursor over every following
         chunk, whose first batch brings up to 16 MB over the wire for a 16-byte box header.
         """
-        chunks = self._database["videos.chunks"]
+        chunks = self._database[f"{self._bucket_name}.chunks"]
         size, cache = self._grid_out.chunk_size, {}
 
         def chunk(n: int) -> bytes:
@@ -69,7 +73,7 @@ class VideoCopy:
 
     def _copy(self) -> None:
         try:
-            chunks = mongo.iter_chunks(self._database, "videos", self._grid_out)
+            chunks = mongo.iter_chunks(self._database, self._bucket_name, self._grid_out)
             for piece in faststart.reorder(self._layout, chunks):
                 if self._stop.is_set():
                     return
