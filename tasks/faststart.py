@@ -18,8 +18,11 @@ from dataclasses import dataclass
 
 from core import sniff
 
-#: An index this large (many hours of video) is copied where it is rather than held in memory.
-MAX_MOOV = 16 * 1024 * 1024
+#: An index this large is copied where it is rather than held in memory. A 600 s video at 30
+#: frames per second has a 0.5 MB moov: this is some 2.5 hours.
+MAX_MOOV = 8 * 1024 * 1024
+#: Chunk offsets are moved this many at a time, so that a hostile table costs no more memory.
+_SLICE = 16384
 #: An MP4 has a handful of top-level boxes; a fragmented one has many and is not laid out.
 MAX_TOP_BOXES = 64
 #: Boxes on the way from the moov to the chunk offset tables (stco, co64).
@@ -32,7 +35,7 @@ class Layout:
 
     mdat: int
     moov_at: int
-    moov: bytes
+    moov: bytes | bytearray
 
     @property
     def moov_end(self) -> int:
@@ -74,14 +77,14 @@ def plan(read_at: Callable[[int, int], bytes], length: int) -> Layout | None:
 
 
 def _plan(read_at: Callable[[int, int], bytes], length: int) -> Layout | None:
-    if sniff.container_of(read_at(0, 16)) != "mp4/mov":
+    if sniff.container_of(bytes(read_at(0, 16))) != "mp4/mov":
         return None
     boxes: list[tuple[bytes, int, int]] = []
     offset = 0
     while offset < length:
         if len(boxes) == MAX_TOP_BOXES:
             return None
-        kind, size, _ = _box(read_at(offset, 16), offset, length)
+        kind, size, _ = _box(bytes(read_at(offset, 16)), offset, length)
         boxes.append((kind, offset, size))
         offset += size
     kinds = [kind for kind, _, _ in boxes]
@@ -91,7 +94,8 @@ def _plan(read_at: Callable[[int, int], bytes], length: int) -> Layout | None:
     mdat = boxes[kinds.index(b"mdat")][1]
     if moov_at < mdat or moov_size > MAX_MOOV:
         return None
-    moov = bytearray(read_at(moov_at, moov_size))
+    data = read_at(moov_at, moov_size)
+    moov = data if isinstance(data, bytearray) else bytearray(data)  # one copy of it at most
     if len(moov) != moov_size:
         return None
 
@@ -104,7 +108,7 @@ def _plan(read_at: Callable[[int, int], bytes], length: int) -> Layout | None:
         return position
 
     _move_offsets(moov, moved)
-    return Layout(mdat=mdat, moov_at=moov_at, moov=bytes(moov))
+    return Layout(mdat=mdat, moov_at=moov_at, moov=moov)
 
 
 def _move_offsets(moov: bytearray, moved: Callable[[int], int]) -> None:
@@ -126,10 +130,12 @@ def _move_offsets(moov: bytearray, moved: Callable[[int], int]) -> None:
                 (count,) = struct.unpack_from(">I", moov, body + 4)
                 if body + 8 + count * width > box_end:
                     raise _Unsupported(f"{kind!r} claims more entries than it holds")
-                values = [moved(v) for v in struct.unpack_from(f">{count}{fmt}", moov, body + 8)]
-                if kind == b"stco" and values and max(values) >= 1 << 32:
-                    raise _Unsupported("moved offsets do not fit stco")
-                struct.pack_into(f">{count}{fmt}", moov, body + 8, *values)
+                for first in range(0, count, _SLICE):
+                    n, at = min(_SLICE, count - first), body + 8 + first * width
+                    values = [moved(v) for v in struct.unpack_from(f">{n}{fmt}", moov, at)]
+                    if kind == b"stco" and max(values) >= 1 << 32:
+                        raise _Unsupported("moved offsets do not fit stco")
+                    struct.pack_into(f">{n}{fmt}", moov, at, *values)
             offset = box_end
 
     _, size, header = _box(bytes(moov[:16]), 0, len(moov))

@@ -53,12 +53,14 @@ class VideoCopy:
         size, cache = self._grid_out.chunk_size, {}
 
         def chunk(n: int) -> bytes:
+            # One chunk kept: box headers fall into the same chunk, and the moov is read in order.
             if n not in cache:
+                cache.clear()
                 doc = chunks.find_one({"files_id": self._grid_out._id, "n": n}, {"data": 1})
                 cache[n] = bytes(doc["data"]) if doc else b""
             return cache[n]
 
-        def read_at(offset: int, n: int) -> bytes:
+        def read_at(offset: int, n: int) -> bytearray:
             out = bytearray()
             while n > 0 and offset < self.length:
                 index, skip = divmod(offset, size)
@@ -67,7 +69,7 @@ class VideoCopy:
                     break
                 out += piece
                 offset, n = offset + len(piece), n - len(piece)
-            return bytes(out)
+            return out
 
         return read_at
 
