@@ -113,33 +113,35 @@ def _plan(read_at: Callable[[int, int], bytes], length: int) -> Layout | None:
 
 def _move_offsets(moov: bytearray, moved: Callable[[int], int]) -> None:
     """Rewrite, in place, every chunk offset in the moov through `moved`."""
-
-    def walk(start: int, end: int) -> None:
-        offset = start
-        while offset < end:
-            kind, size, header = _box(bytes(moov[offset : offset + 16]), offset, end)
-            body, box_end = offset + header, offset + size
-            if kind == b"cmov":
-                raise _Unsupported("compressed moov")  # its offsets cannot be reached
-            if kind in _CONTAINERS:
-                walk(body, box_end)
-            elif kind in (b"stco", b"co64"):
-                width, fmt = (4, "I") if kind == b"stco" else (8, "Q")
-                if body + 8 > box_end:
-                    raise _Unsupported(f"short {kind!r}")
-                (count,) = struct.unpack_from(">I", moov, body + 4)
-                if body + 8 + count * width > box_end:
-                    raise _Unsupported(f"{kind!r} claims more entries than it holds")
-                for first in range(0, count, _SLICE):
-                    n, at = min(_SLICE, count - first), body + 8 + first * width
-                    values = [moved(v) for v in struct.unpack_from(f">{n}{fmt}", moov, at)]
-                    if kind == b"stco" and max(values) >= 1 << 32:
-                        raise _Unsupported("moved offsets do not fit stco")
-                    struct.pack_into(f">{n}{fmt}", moov, at, *values)
-            offset = box_end
-
     _, size, header = _box(bytes(moov[:16]), 0, len(moov))
-    walk(header, size)
+    _walk(moov, moved, header, size)
+
+
+def _walk(moov: bytearray, moved: Callable[[int], int], start: int, end: int) -> None:
+    # A function of the module, not a closure: a closure calling itself is a reference cycle,
+    # which would keep each job's moov alive until the next full garbage collection.
+    offset = start
+    while offset < end:
+        kind, size, header = _box(bytes(moov[offset : offset + 16]), offset, end)
+        body, box_end = offset + header, offset + size
+        if kind == b"cmov":
+            raise _Unsupported("compressed moov")  # its offsets cannot be reached
+        if kind in _CONTAINERS:
+            _walk(moov, moved, body, box_end)
+        elif kind in (b"stco", b"co64"):
+            width, fmt = (4, "I") if kind == b"stco" else (8, "Q")
+            if body + 8 > box_end:
+                raise _Unsupported(f"short {kind!r}")
+            (count,) = struct.unpack_from(">I", moov, body + 4)
+            if body + 8 + count * width > box_end:
+                raise _Unsupported(f"{kind!r} claims more entries than it holds")
+            for first in range(0, count, _SLICE):
+                n, at = min(_SLICE, count - first), body + 8 + first * width
+                values = [moved(v) for v in struct.unpack_from(f">{n}{fmt}", moov, at)]
+                if kind == b"stco" and max(values) >= 1 << 32:
+                    raise _Unsupported("moved offsets do not fit stco")
+                struct.pack_into(f">{n}{fmt}", moov, at, *values)
+        offset = box_end
 
 
 def reorder(layout: Layout | None, chunks: Iterable[bytes]) -> Iterator[bytes | memoryview]:
