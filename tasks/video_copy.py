@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -19,6 +20,39 @@ from pymongo.database import Database
 
 from core import mongo
 from tasks import faststart
+
+
+def chunk_reader(
+    database: Database, bucket_name: str, grid_out: gridfs.GridOut
+) -> Callable[[int, int], bytearray]:
+    """Return read_at(offset, n) over a stored file, fetching single chunks by number.
+
+    Not GridOut.seek + read: after a seek GridOut opens a cursor over every following chunk,
+    whose first batch brings up to 16 MB over the wire for a 16-byte box header.
+    """
+    chunks = database[f"{bucket_name}.chunks"]
+    size, length, cache = grid_out.chunk_size, grid_out.length, {}
+
+    def chunk(n: int) -> bytes:
+        # One chunk kept: box headers fall into the same chunk, and the moov is read in order.
+        if n not in cache:
+            cache.clear()
+            doc = chunks.find_one({"files_id": grid_out._id, "n": n}, {"data": 1})
+            cache[n] = bytes(doc["data"]) if doc else b""
+        return cache[n]
+
+    def read_at(offset: int, n: int) -> bytearray:
+        out = bytearray()
+        while n > 0 and offset < length:
+            index, skip = divmod(offset, size)
+            piece = chunk(index)[skip : skip + n]
+            if not piece:
+                break
+            out += piece
+            offset, n = offset + len(piece), n - len(piece)
+        return out
+
+    return read_at
 
 
 class VideoCopy:
@@ -36,42 +70,13 @@ class VideoCopy:
         bucket = gridfs.GridFSBucket(database, bucket_name=bucket_name)
         self._grid_out = bucket.open_download_stream(file_id)
         self.length: int = self._grid_out.length
-        self._layout = faststart.plan(self._reader(), self.length)
+        reader = chunk_reader(database, bucket_name, self._grid_out)
+        self._layout = faststart.plan(reader, self.length)
         self._stop = threading.Event()
         self._error: BaseException | None = None
         # Created before ffmpeg starts, so that it never finds the file missing.
         self._file = open(path, "wb", buffering=0)  # closed by the thread
         self._thread = threading.Thread(target=self._copy, name="video-copy", daemon=True)
-
-    def _reader(self):  # type: ignore[no-untyped-def]
-        """Return read_at(offset, n) over the stored file, fetching single chunks by number.
-
-        Not GridOut.seek + read: after a seek GridOut opens a cursor over every following
-        chunk, whose first batch brings up to 16 MB over the wire for a 16-byte box header.
-        """
-        chunks = self._database[f"{self._bucket_name}.chunks"]
-        size, cache = self._grid_out.chunk_size, {}
-
-        def chunk(n: int) -> bytes:
-            # One chunk kept: box headers fall into the same chunk, and the moov is read in order.
-            if n not in cache:
-                cache.clear()
-                doc = chunks.find_one({"files_id": self._grid_out._id, "n": n}, {"data": 1})
-                cache[n] = bytes(doc["data"]) if doc else b""
-            return cache[n]
-
-        def read_at(offset: int, n: int) -> bytearray:
-            out = bytearray()
-            while n > 0 and offset < self.length:
-                index, skip = divmod(offset, size)
-                piece = chunk(index)[skip : skip + n]
-                if not piece:
-                    break
-                out += piece
-                offset, n = offset + len(piece), n - len(piece)
-            return out
-
-        return read_at
 
     def _copy(self) -> None:
         try:
