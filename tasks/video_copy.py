@@ -2,9 +2,9 @@
 
 Copied first and converted after, a 600 s video spent 0.5 to 0.7 s of every job in the copy
 alone. Here ffmpeg starts at once on the file the copy is still writing, and waits for the bytes
-it reaches before the copy does (`tasks.ffmpeg.command`'s `length`): in the stack, 5.00 → 4.19 s
-for that video (bench/FINDINGS.md, fourth pass). An MP4 whose index sits at the end is written
-index-first (`tasks.faststart`), so that ffmpeg need not wait for the end.
+it reaches before the copy does (`tasks.ffmpeg.command`'s `length`): in the stack, 4.33 → 4.13 s
+and 5.00 → 4.19 s for that video in two runs (bench/FINDINGS.md, fourth pass). An MP4 whose
+index sits at the end is written index-first (`tasks.faststart`): else ffmpeg would wait for it.
 """
 
 from __future__ import annotations
