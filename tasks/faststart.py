@@ -7,7 +7,8 @@ moved by the `moov`'s size, it converts while the rest is still being copied: th
 so the same MP3 (`ffmpeg -movflags faststart` does the same, after the fact).
 
 The file is untrusted: every size is checked against its box, and anything this module does not
-understand is copied as it is, which ffmpeg then reads as it always did.
+understand is copied as it is, which ffmpeg then reads as it always did. The same walk of the
+top-level boxes tells the conversion whether an MP4 was cut short (`runs_past_its_end`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class _Unsupported(Exception):
     """The file is not one this module lays out; it is copied as it is."""
 
 
+class _PastTheEnd(_Unsupported):
+    """A box claims bytes beyond the end of the file (or of the box holding it)."""
+
+
 def _box(head: bytes, offset: int, end: int) -> tuple[bytes, int, int]:
     """Return (type, size, header size) of the box whose first 16 bytes are `head`."""
     if len(head) < 8:
@@ -58,9 +63,40 @@ def _box(head: bytes, offset: int, end: int) -> tuple[bytes, int, int]:
         size, header = struct.unpack(">Q", head[8:16])[0], 16
     elif size == 0:
         size = end - offset
-    if size < header or offset + size > end:
-        raise _Unsupported(f"box {kind!r} at {offset} does not fit")
+    if size < header:
+        raise _Unsupported(f"box {kind!r} at {offset} is smaller than its header")
+    if offset + size > end:
+        raise _PastTheEnd(f"box {kind!r} at {offset} runs past the end")
     return kind, size, header
+
+
+def _top_boxes(read_at: Callable[[int, int], bytes], length: int) -> list[tuple[bytes, int, int]]:
+    """Return (type, offset, size) of an MP4/QuickTime file's top-level boxes, which fill it."""
+    if sniff.container_of(bytes(read_at(0, 16))) != "mp4/mov":
+        raise _Unsupported("not an MP4/QuickTime file")
+    boxes: list[tuple[bytes, int, int]] = []
+    offset = 0
+    while offset < length:
+        if len(boxes) == MAX_TOP_BOXES:
+            raise _Unsupported("too many top-level boxes")
+        kind, size, _ = _box(bytes(read_at(offset, 16)), offset, length)
+        boxes.append((kind, offset, size))
+        offset += size
+    return boxes
+
+
+def runs_past_its_end(read_at: Callable[[int, int], bytes], length: int) -> bool:
+    """Return whether the file is an MP4/QuickTime file whose top-level boxes claim missing bytes.
+
+    That is an upload cut short: ffmpeg says nothing when the cut falls between two samples.
+    """
+    try:
+        _top_boxes(read_at, length)
+    except _PastTheEnd:
+        return True
+    except (_Unsupported, struct.error):
+        return False
+    return False
 
 
 def plan(read_at: Callable[[int, int], bytes], length: int) -> Layout | None:
@@ -77,16 +113,7 @@ def plan(read_at: Callable[[int, int], bytes], length: int) -> Layout | None:
 
 
 def _plan(read_at: Callable[[int, int], bytes], length: int) -> Layout | None:
-    if sniff.container_of(bytes(read_at(0, 16))) != "mp4/mov":
-        return None
-    boxes: list[tuple[bytes, int, int]] = []
-    offset = 0
-    while offset < length:
-        if len(boxes) == MAX_TOP_BOXES:
-            return None
-        kind, size, _ = _box(bytes(read_at(offset, 16)), offset, length)
-        boxes.append((kind, offset, size))
-        offset += size
+    boxes = _top_boxes(read_at, length)
     kinds = [kind for kind, _, _ in boxes]
     if kinds.count(b"moov") != 1 or b"mdat" not in kinds or b"moof" in kinds:
         return None

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from core import sniff
+from tasks import faststart
 
 #: Demuxers of real audio/video containers; nothing that reads a list of other files.
 FORMAT_WHITELIST = ",".join(
@@ -436,33 +436,16 @@ def _cut_short(out_seconds: float, duration: float | None, log: str, path: Path)
     return _says_truncated(_complaints(log)) or _mp4_runs_past_its_end(path)
 
 
-#: An MP4 has a handful of top-level boxes; a fragmented one has many and is not walked.
-_MAX_TOP_BOXES = 64
-
-
 def _mp4_runs_past_its_end(path: Path) -> bool:
     """Return whether the file is an MP4/QuickTime file whose last box claims missing bytes."""
     with contextlib.suppress(OSError), open(path, "rb") as fh:
-        end = os.fstat(fh.fileno()).st_size
-        offset = 0
-        for _ in range(_MAX_TOP_BOXES):
+
+        def read_at(offset: int, n: int) -> bytes:
             fh.seek(offset)
-            head = fh.read(16)
-            # The upload was let in by the same test (core.sniff); what else it is, is not walked.
-            if len(head) < 8 or (offset == 0 and sniff.container_of(head) != "mp4/mov"):
-                return False
-            size = int.from_bytes(head[:4], "big")
-            if size == 1 and len(head) == 16:
-                size = int.from_bytes(head[8:16], "big")
-            if size == 0:  # the last box, to the end of the file
-                return False
-            if size < 8:
-                return False  # not boxes after all
-            if offset + size > end:
-                return True
-            offset += size
-            if offset == end:
-                return False
+            return fh.read(n)
+
+        # The upload was let in by the same test (core.sniff); what else it is, is not walked.
+        return faststart.runs_past_its_end(read_at, os.fstat(fh.fileno()).st_size)
     return False
 
 
