@@ -8,30 +8,32 @@ HEAD_BYTES = 192
 _QUICKTIME_ATOMS = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot")
 
 
+#: Containers told by their first bytes alone; no two of these starts overlap, nor do they
+#: overlap the starts that `container_of` checks by hand.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1a\x45\xdf\xa3", "matroska/webm"),
+    (b"OggS", "ogg"),
+    (b"FLV\x01", "flv"),
+    (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "asf/wmv"),
+    (b"\x00\x00\x01\xba", "mpeg-ps"),
+    (b"\x00\x00\x01\xb3", "mpeg-ps"),
+    (b"fLaC", "flac"),
+    (b".RMF", "realmedia"),
+    (b"\x06\x0e\x2b\x34", "mxf"),
+)
+
+
 def container_of(head: bytes) -> str | None:
     """Return the container the bytes start, or None when they are no media we know."""
     if len(head) >= 8 and head[4:8] in _QUICKTIME_ATOMS:
         return "mp4/mov"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "matroska/webm"
+    for magic, container in _MAGIC:
+        if head.startswith(magic):
+            return container
     if head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"WAVE"):
         return "avi" if head[8:12] == b"AVI " else "wav"
-    if head.startswith(b"OggS"):
-        return "ogg"
-    if head.startswith(b"FLV\x01"):
-        return "flv"
-    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
-        return "asf/wmv"
-    if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
-        return "mpeg-ps"
     if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
         return "mpeg-ts"
     if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
         return "mp3/aac"
-    if head.startswith(b"fLaC"):
-        return "flac"
-    if head.startswith(b".RMF"):
-        return "realmedia"
-    if head.startswith(b"\x06\x0e\x2b\x34"):
-        return "mxf"
     return None
