@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bench import inputs as inputs_mod
 from bench import machine, report
@@ -34,6 +34,9 @@ from bench.inputs import OUT, Input
 from bench.procs import MB, Sampler, cpu_breakdown, run_child, status_kb, tree_cpu
 from bench.profile import Recorder, summarize
 from bench.stack import Stack, dump
+
+if TYPE_CHECKING:
+    from tasks.ffmpeg import Probe
 
 SAMPLE_RATE = 48000
 T = TypeVar("T")
@@ -46,11 +49,22 @@ def log(message: str) -> None:
 # --- (a) bare ffmpeg -------------------------------------------------------------------------
 
 
-def service_argv(src: Path, dst: Path, *, quality: int | None = None) -> list[str]:
-    """The service's own ffmpeg command for `src` (tasks/ffmpeg.py), without `-progress pipe:1`."""
+def service_argv(
+    src: Path,
+    dst: Path,
+    *,
+    quality: int | None = None,
+    info: Probe | None = None,
+    length: int | None = None,
+) -> list[str]:
+    """The service's own ffmpeg command for `src` (tasks/ffmpeg.py), without `-progress pipe:1`.
+
+    `info` is the input's probe (made here when not given); `length` as `ffmpeg.command` takes it.
+    """
     from tasks import ffmpeg
 
-    argv = ffmpeg.command(src, dst, ffmpeg.probe(src), bitrate=None, quality=quality)
+    info = info or ffmpeg.probe(src)
+    argv = ffmpeg.command(src, dst, info, bitrate=None, quality=quality, length=length)
     at = argv.index("-progress")
     del argv[at : at + 2]
     return argv
@@ -393,9 +407,7 @@ class Bench:
             ) -> list[str]:
                 """The service's command (tasks/ffmpeg.py) on `url`, without `-progress`."""
                 path = Path(url.removeprefix("file:"))
-                argv = ffmpeg.command(path, dst, probe, bitrate=None, quality=None, length=length)
-                at = argv.index("-progress")
-                del argv[at : at + 2]
+                argv = service_argv(path, dst, info=probe, length=length)
                 if url.startswith("pipe:"):
                     argv[argv.index(f"file:{path}")] = url
                     argv[argv.index("-protocol_whitelist") + 1] = "file,pipe"
