@@ -422,18 +422,16 @@ def render(results: dict, png_name: str) -> str:
         ]
         for key in streams:
             k = f"stream-{key}"
-            ways = [w for w in ("sequential", "streamed", "followed") if w in results["paths"][k]]
+            ways = ("sequential", "streamed", "followed")
             wall = {w: med(results, k, w, "wall") for w in ways}
             cpu = {w: med(results, k, w, "cpu") for w in ways}
             same = all(r.get("identical") for w in ways[1:] for r in results["paths"][k][w])
-            fol = wall.get("followed")
             lines.append(
                 f"| {label[key]} | {_s(wall['sequential'])} | "
                 f"{_s(med(results, k, 'sequential', 'copy_s'))} | {_s(wall['streamed'])} | "
-                f"{_s(fol) if fol else '-'} | "
-                f"{_ratio(wall['sequential'] / fol) if fol else '-'} | "
-                f"{_s(cpu['sequential'])} | {_s(cpu['streamed'])} | "
-                f"{_s(cpu['followed']) if fol else '-'} | {'yes' if same else '**no**'} |"
+                f"{_s(wall['followed'])} | {_ratio(wall['sequential'] / wall['followed'])} | "
+                f"{_s(cpu['sequential'])} | {_s(cpu['streamed'])} | {_s(cpu['followed'])} | "
+                f"{'yes' if same else '**no**'} |"
             )
 
     lines += ["", "## Memory", ""]
