@@ -18,6 +18,11 @@ CHUNK_SIZE = 1024 * 1024
 #: download (bench/RESULTS.md). Two chunks keep it at ~2 MB and cost no throughput: four were
 #: 8 % faster on a 227 MB video just uploaded and 15 % slower on a 23 MB one (bench/FINDINGS.md).
 READ_BATCH = 2
+#: Chunks asked for per query when a file is read whole. The batch size bounds what crosses the
+#: wire, not what the server gathers: SecantusDB fetches and decodes every chunk a query matches
+#: before it answers the first batch. One query over a 229 MB video cost it 1.2 to 1.8 s of CPU
+#: and 550 MB of RSS; queries of 8 chunks, 0.45 s and 150 MB (bench/FINDINGS.md, fifth pass).
+READ_WINDOW = 8
 
 # pymongo's GridIn gathers up to 32 MB of chunks before one insert_many, and BSON-encodes the
 # batch on top: ~95 MB of peak memory per upload in flight, measured here. Four chunks per batch
@@ -67,23 +72,33 @@ def delete_file(bucket: gridfs.GridFSBucket, file_id: object) -> None:
 def iter_chunks(db: Database, bucket_name: str, grid_out: gridfs.GridOut) -> Iterator[bytes]:
     """Yield an opened GridFS file's chunks in order, READ_BATCH per round trip.
 
-    Reads `<bucket>.chunks`, the collection the GridFS spec names, and raises
-    gridfs.errors.CorruptGridFile when a chunk is missing or the sizes do not add up.
+    Reads `<bucket>.chunks`, the collection the GridFS spec names, one query per READ_WINDOW
+    chunks, and raises gridfs.errors.CorruptGridFile when a chunk is missing or the sizes do
+    not add up.
     """
-    size = 0
-    cursor = db[f"{bucket_name}.chunks"].find(
-        {"files_id": grid_out._id},
-        {"data": 1, "n": 1},
-        sort=[("n", 1)],
-        batch_size=READ_BATCH,
-    )
-    with cursor:
-        for expected, doc in enumerate(cursor):
-            if doc["n"] != expected:
-                raise gridfs.errors.CorruptGridFile(f"chunk {expected} of {grid_out._id} missing")
-            data = doc["data"]
-            size += len(data)
-            yield data
+    chunks = db[f"{bucket_name}.chunks"]
+    count = -(-grid_out.length // grid_out.chunk_size)
+    expected = size = 0
+    for start in range(0, max(count, 1), READ_WINDOW):
+        numbers: dict[str, int] = {"$gte": start}
+        if start + READ_WINDOW < count:
+            numbers["$lt"] = start + READ_WINDOW
+        # The last query is open-ended, so that a chunk beyond the length is seen, not ignored.
+        cursor = chunks.find(
+            {"files_id": grid_out._id, "n": numbers},
+            {"data": 1, "n": 1},
+            sort=[("n", 1)],
+            batch_size=READ_BATCH,
+        )
+        with cursor:
+            for doc in cursor:
+                if doc["n"] != expected:
+                    raise gridfs.errors.CorruptGridFile(
+                        f"chunk {expected} of {grid_out._id} missing"
+                    )
+                data = doc["data"]
+                expected, size = expected + 1, size + len(data)
+                yield data
     if size != grid_out.length:
         raise gridfs.errors.CorruptGridFile(
             f"{grid_out._id} has {size} bytes in its chunks, {grid_out.length} in its file"
