@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from functools import cache
+from typing import Any, BinaryIO
 
 import gridfs
 import gridfs.synchronous.grid_file as _grid_file
@@ -29,6 +31,11 @@ READ_WINDOW = 8
 # keep the round-trips low and an upload's footprint near 12 MB (tests/e2e/test_files.py).
 if hasattr(_grid_file, "_UPLOAD_BUFFER_SIZE"):
     _grid_file._UPLOAD_BUFFER_SIZE = 4 * CHUNK_SIZE
+#: What `store_with_id` buffers: one chunk per insert. With four, storing a 600 s video's MP3 was
+#: the worker's peak, 15 MB above the conversion's (bench/FINDINGS.md, fifth pass); an MP3 is a
+#: few MB, so one chunk per insert costs only a few round trips.
+STORE_BUFFER_SIZE = CHUNK_SIZE
+_buffer_size_lock = threading.Lock()
 
 
 @cache
@@ -57,6 +64,30 @@ def videos(db: Database) -> gridfs.GridFSBucket:
 def mp3s(db: Database) -> gridfs.GridFSBucket:
     """Return the bucket that holds converted MP3 files."""
     return gridfs.GridFSBucket(db, bucket_name="mp3s", chunk_size_bytes=CHUNK_SIZE)
+
+
+def store_with_id(
+    bucket: gridfs.GridFSBucket,
+    file_id: object,
+    filename: str,
+    source: BinaryIO,
+    *,
+    metadata: dict[str, Any],
+) -> None:
+    """Store `source` under `file_id`, inserting one chunk at a time.
+
+    The buffer is pymongo's module global: while this runs, an upload of another thread in the
+    same process batches one chunk too (slower, not wrong). The worker, which stores one MP3 at
+    a time, is what calls it.
+    """
+    with _buffer_size_lock:
+        saved = getattr(_grid_file, "_UPLOAD_BUFFER_SIZE", None)
+        _grid_file._UPLOAD_BUFFER_SIZE = STORE_BUFFER_SIZE
+        try:
+            bucket.upload_from_stream_with_id(file_id, filename, source, metadata=metadata)
+        finally:
+            if saved is not None:
+                _grid_file._UPLOAD_BUFFER_SIZE = saved
 
 
 def delete_file(bucket: gridfs.GridFSBucket, file_id: object) -> None:

@@ -196,7 +196,8 @@ def _convert(task, database, job: dict, me: str) -> dict:
         if job["attempts"] > 1:
             mongo.delete_file(bucket, oid)
         with open(dst, "rb") as fh:
-            bucket.upload_from_stream_with_id(
+            mongo.store_with_id(
+                bucket,
                 oid,
                 jobs.mp3_filename(job["filename"]),
                 fh,

@@ -1,12 +1,15 @@
-"""A stored file is read back whole, chunk by chunk, a few chunks per query, on a real server."""
+"""Stored files are read a few chunks per query and MP3s stored one chunk per insert, for real."""
 
 from __future__ import annotations
 
 import os
+import tracemalloc
 from pathlib import Path
 
 import gridfs
+import gridfs.synchronous.grid_file as grid_file
 import pytest
+from bson import ObjectId
 from pymongo import MongoClient
 
 from core import mongo
@@ -91,3 +94,24 @@ def _peak(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmHWM in /proc")
+
+
+def test_storing_an_mp3_holds_one_chunk_at_a_time_and_keeps_every_byte(mongo_db, tmp_path):
+    data = os.urandom(12 * mongo.CHUNK_SIZE + 5)
+    path = tmp_path / "audio.mp3"
+    path.write_bytes(data)
+    bucket, file_id = mongo.mp3s(mongo_db), ObjectId()
+    batching = grid_file._UPLOAD_BUFFER_SIZE
+    tracemalloc.start()
+    try:
+        with path.open("rb") as source:
+            mongo.store_with_id(bucket, file_id, "audio.mp3", source, metadata={"job": file_id})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Four chunks per insert (the gateway's batching) held 8 MB here.
+    assert peak < 4 * mongo.CHUNK_SIZE, f"storing held {peak >> 20} MB"
+    with bucket.open_download_stream(file_id) as stored:
+        assert stored.read() == data
+        assert stored.metadata == {"job": file_id}
+    assert grid_file._UPLOAD_BUFFER_SIZE == batching  # the gateway's uploads batch as before
