@@ -95,19 +95,25 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
         )
     )
     if len(series) >= 2:
-        # From the first job of the long input on (the working set has its size by then) to the
-        # last job; the growth before it, from the first job on, is shown alongside.
+        # A leak raises the RSS from one run of a job to the next: each input's runs follow one
+        # another in the series. Between inputs the RSS moves with the allocator's layout, under
+        # the peak, by a few MB either way (bench/FINDINGS.md, fifth pass); the peak itself must
+        # stop growing once the largest job has run.
+        repeats: dict[str, list[int]] = {}
+        for s in series:
+            repeats.setdefault(s["input"], []).append(s["pool_rss"])
+        grown = {k: v[-1] - v[0] for k, v in repeats.items() if len(v) > 1}
+        worst = max(grown, key=grown.__getitem__)
         first = next((i for i, s in enumerate(series) if s["input"] == "long"), 0)
-        growth = series[-1]["pool_rss"] - series[first]["pool_rss"]
-        total = series[-1]["pool_rss"] - series[0]["pool_rss"]
+        peak_growth = series[-1]["pool_hwm"] - series[first]["pool_hwm"]
         rows.append(
             (
-                f"worker RSS growth (pool process), after job {first + 1} (first "
-                f"{label['long']}) → after job {len(series)}; "
-                f"from job 1: {total / MB:+.1f} MB",
-                "not growing (≤ 5 MB)",
-                f"{growth / MB:+.1f} MB",
-                growth <= 5 * MB,
+                "worker memory growth (pool process): RSS from the first to the last run of each "
+                f"input (the most: {label[worst]}); peak after job {first + 1} (first "
+                f"{label['long']}) → after job {len(series)}",
+                "not growing (≤ 2 MB; peak ≤ 5 MB)",
+                f"{grown[worst] / MB:+.1f} MB; peak {peak_growth / MB:+.1f} MB",
+                grown[worst] <= 2 * MB and peak_growth <= 5 * MB,
             )
         )
     copy, enc = (
