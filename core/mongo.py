@@ -23,7 +23,7 @@ READ_BATCH = 2
 #: Chunks asked for per query when a file is read whole. The batch size bounds what crosses the
 #: wire, not what the server gathers: SecantusDB fetches and decodes every chunk a query matches
 #: before it answers the first batch. One query over a 229 MB video cost it 1.2 to 1.8 s of CPU
-#: and 550 MB of RSS; queries of 8 chunks, 0.45 s and 150 MB (bench/FINDINGS.md, fifth pass).
+#: and 550 MB of RSS; queries of 8 chunks, under 0.5 s and 150 MB (bench/FINDINGS.md, fifth pass).
 READ_WINDOW = 8
 
 # pymongo's GridIn gathers up to 32 MB of chunks before one insert_many, and BSON-encodes the
