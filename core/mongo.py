@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from functools import cache
 from typing import Any, BinaryIO
+from urllib.parse import parse_qs, urlsplit
 
 import gridfs
 import gridfs.synchronous.grid_file as _grid_file
@@ -38,17 +39,24 @@ STORE_BUFFER_SIZE = CHUNK_SIZE
 _buffer_size_lock = threading.Lock()
 
 
+#: How long a reply may take before the operation fails, unless MONGODB_URI sets its own
+#: socketTimeoutMS. pymongo's default is to wait for ever: a server that stops answering (frozen,
+#: or cut off without a reset) left a worker's copy and its progress updates waiting until
+#: Celery's time limit, which fails the job instead of retrying it. The longest operation here,
+#: deleting a video's chunks, takes SecantusDB about 2 ms per MB.
+SOCKET_TIMEOUT_MS = 60_000
+
+
 @cache
 def client(uri: str) -> MongoClient:
     """Return one pooled client per URI for the whole process."""
     # Fail fast: an unreachable MongoDB must turn into a 503 within seconds, not a hung request.
-    return MongoClient(
-        uri,
-        serverSelectionTimeoutMS=3000,
-        connectTimeoutMS=3000,
-        tz_aware=True,
-        appname="mp3-converter",
-    )
+    options: dict[str, object] = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000}
+    # A keyword argument would override the URI's own option, so it is given only when the
+    # URI has none. (Read from the query string: pymongo's parser resolves mongodb+srv hosts.)
+    if "sockettimeoutms" not in {key.lower() for key in parse_qs(urlsplit(uri).query)}:
+        options["socketTimeoutMS"] = SOCKET_TIMEOUT_MS
+    return MongoClient(uri, tz_aware=True, appname="mp3-converter", **options)
 
 
 def database(uri: str, name: str) -> Database:

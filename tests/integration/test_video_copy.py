@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import signal
 import threading
 import time
 from pathlib import Path
@@ -10,11 +11,13 @@ from pathlib import Path
 import gridfs
 import psutil
 import pytest
+from pymongo.errors import PyMongoError
 
 from core import mongo
 from tasks import ffmpeg
 from tasks.video_copy import VideoCopy
 from tests.support.media import duration_of, make_video
+from tests.support.servers import MongoServer
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +130,45 @@ def test_a_video_that_is_gone_is_said_so_before_anything_runs(mongo_db, tmp_path
 
     with pytest.raises(gridfs.errors.NoFile):
         VideoCopy(mongo_db, ObjectId(), tmp_path / "copied")
+
+
+def test_a_storage_that_stops_answering_fails_the_copy_instead_of_hanging(tmp_path):
+    # A server of its own, frozen once the copy is set up: it keeps its connections open and
+    # answers nothing, as a stalled or cut-off MongoDB does. The URI's own socketTimeoutMS (1 s)
+    # stands in for the service's default of 60 s (the test of mongo.client below).
+    server = MongoServer(tmp_path / "mongo").start()
+    database = mongo.client(f"{server.uri}&socketTimeoutMS=1000")["mp3"]
+    video = make_video(tmp_path, "mkv-mp3", seconds=4, size="320x240")
+    bucket = gridfs.GridFSBucket(database, bucket_name="videos", chunk_size_bytes=16 * 1024)
+    with video.open("rb") as fh:
+        oid = bucket.upload_from_stream(video.name, fh)
+    copy = VideoCopy(database, oid, tmp_path / "copied")
+    outcome: list[BaseException | None] = []
+
+    def convert() -> None:
+        try:
+            with copy:
+                _convert(tmp_path / "copied", tmp_path / "copied.mp3", copy)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    try:
+        server.proc.send_signal(signal.SIGSTOP)
+        worker = threading.Thread(target=convert, daemon=True)
+        worker.start()
+        worker.join(60)
+        assert not worker.is_alive(), "the copy waited for the frozen storage"
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+        mongo.client(f"{server.uri}&socketTimeoutMS=1000").close()
+        server.stop()
+    # A storage error, which the task retries: not a MediaError, which would fail the job.
+    assert isinstance(outcome[0], PyMongoError), outcome
+    assert not _ffmpeg_children()
+
+
+def test_the_service_client_gives_up_on_a_silent_server_unless_its_uri_says_otherwise():
+    uri = "mongodb://127.0.0.1:9/mp3?directConnection=true"
+    assert mongo.client(uri).options.pool_options.socket_timeout == mongo.SOCKET_TIMEOUT_MS / 1000
+    assert mongo.client(f"{uri}&socketTimeoutMS=2500").options.pool_options.socket_timeout == 2.5
