@@ -42,8 +42,8 @@ _buffer_size_lock = threading.Lock()
 #: How long a reply may take before the operation fails, unless MONGODB_URI sets its own
 #: socketTimeoutMS. pymongo's default is to wait for ever: a server that stops answering (frozen,
 #: or cut off without a reset) left a worker's copy and its progress updates waiting until
-#: Celery's time limit, which fails the job instead of retrying it. The longest operation here,
-#: deleting a video's chunks, takes SecantusDB about 2 ms per MB.
+#: Celery's time limits stopped the task, which is not retried as a storage error is. The longest
+#: operation here, deleting a video's chunks, takes SecantusDB about 2 ms per MB.
 SOCKET_TIMEOUT_MS = 60_000
 
 
@@ -115,6 +115,10 @@ def iter_chunks(db: Database, bucket_name: str, grid_out: gridfs.GridOut) -> Ite
     chunks, and raises gridfs.errors.CorruptGridFile when a chunk is missing or the sizes do
     not add up.
     """
+    if grid_out.chunk_size <= 0:
+        raise gridfs.errors.CorruptGridFile(
+            f"{grid_out._id} has a chunk size of {grid_out.chunk_size}"
+        )
     chunks = db[f"{bucket_name}.chunks"]
     count = -(-grid_out.length // grid_out.chunk_size)
     expected = size = 0

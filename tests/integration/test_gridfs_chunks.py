@@ -63,6 +63,13 @@ def test_a_chunk_beyond_the_files_length_is_an_error(mongo_db):
         _read(mongo_db, bucket, file_id)
 
 
+def test_a_file_document_with_no_chunk_size_is_an_error(mongo_db):
+    bucket, file_id = _store(mongo_db, os.urandom(SMALL * 3))
+    mongo_db["reads.files"].update_one({"_id": file_id}, {"$set": {"chunkSize": 0}})
+    with pytest.raises(gridfs.errors.CorruptGridFile):
+        _read(mongo_db, bucket, file_id)
+
+
 def test_reading_a_large_file_does_not_make_the_server_hold_it_whole(tmp_path: Path):
     # A server of its own, so that its peak memory is this read's and no other test's. Asked for
     # every chunk in one query, SecantusDB gathered all of them before answering: its peak grew
