@@ -51,11 +51,15 @@ SOCKET_TIMEOUT_MS = 60_000
 def client(uri: str) -> MongoClient:
     """Return one pooled client per URI for the whole process."""
     # Fail fast: an unreachable MongoDB must turn into a 503 within seconds, not a hung request.
-    options: dict[str, object] = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000}
-    # A keyword argument would override the URI's own option, so it is given only when the
-    # URI has none. (Read from the query string: pymongo's parser resolves mongodb+srv hosts.)
-    if "sockettimeoutms" not in {key.lower() for key in parse_qs(urlsplit(uri).query)}:
-        options["socketTimeoutMS"] = SOCKET_TIMEOUT_MS
+    defaults = {
+        "serverSelectionTimeoutMS": 3000,
+        "connectTimeoutMS": 3000,
+        "socketTimeoutMS": SOCKET_TIMEOUT_MS,
+    }
+    # A keyword argument would override the URI's own option, so a default is given only where
+    # the URI has none. (Read from the query string: pymongo's parser resolves mongodb+srv hosts.)
+    in_uri = {key.lower() for key in parse_qs(urlsplit(uri).query)}
+    options = {key: value for key, value in defaults.items() if key.lower() not in in_uri}
     return MongoClient(uri, tz_aware=True, appname="mp3-converter", **options)
 
 

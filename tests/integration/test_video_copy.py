@@ -170,5 +170,10 @@ def test_a_storage_that_stops_answering_fails_the_copy_instead_of_hanging(tmp_pa
 
 def test_the_service_client_gives_up_on_a_silent_server_unless_its_uri_says_otherwise():
     uri = "mongodb://127.0.0.1:9/mp3?directConnection=true"
-    assert mongo.client(uri).options.pool_options.socket_timeout == mongo.SOCKET_TIMEOUT_MS / 1000
-    assert mongo.client(f"{uri}&socketTimeoutMS=2500").options.pool_options.socket_timeout == 2.5
+    default = mongo.client(uri).options
+    assert default.pool_options.socket_timeout == mongo.SOCKET_TIMEOUT_MS / 1000
+    assert default.server_selection_timeout == 3
+    tuned = mongo.client(f"{uri}&socketTimeoutMS=2500&serverSelectionTimeoutMS=500").options
+    assert tuned.pool_options.socket_timeout == 2.5
+    assert tuned.server_selection_timeout == 0.5
+    assert tuned.pool_options.connect_timeout == 3  # what the URI does not set keeps its default
