@@ -51,7 +51,10 @@ def sequential(bucket, oid, argv_for, workdir: Path) -> dict:  # type: ignore[no
     src, dst = workdir / "seq-video", workdir / "seq.mp3"
     started, cpu0 = time.perf_counter(), _self_cpu()
     copy0 = time.perf_counter()
-    mongo.copy_to_file(bucket._chunks.database, bucket._collection.name, oid, str(src))
+    database, name = bucket._chunks.database, bucket._collection.name
+    with bucket.open_download_stream(oid) as grid_out, src.open("wb") as target:
+        for chunk in mongo.iter_chunks(database, name, grid_out):
+            target.write(chunk)
     copy_s = time.perf_counter() - copy0
     copy_cpu = _self_cpu() - cpu0
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)

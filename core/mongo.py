@@ -150,14 +150,3 @@ def iter_chunks(db: Database, bucket_name: str, grid_out: gridfs.GridOut) -> Ite
         raise gridfs.errors.CorruptGridFile(
             f"{grid_out._id} has {size} bytes in its chunks, {grid_out.length} in its file"
         )
-
-
-def copy_to_file(db: Database, bucket_name: str, file_id: object, path: str) -> int:
-    """Stream a GridFS file to a local path chunk by chunk; return its size."""
-    size = 0
-    bucket = gridfs.GridFSBucket(db, bucket_name=bucket_name, chunk_size_bytes=CHUNK_SIZE)
-    with bucket.open_download_stream(file_id) as source, open(path, "wb") as target:
-        for chunk in iter_chunks(db, bucket_name, source):
-            target.write(chunk)
-            size += len(chunk)
-    return size
